@@ -1,0 +1,558 @@
+"""Pure-PyTorch implementation of the four primitives with nvdiffrast's semantics.
+
+Runs wherever torch runs (CPU, CUDA, MPS).  The design follows the notes in
+``shared/notes/rasterization.md``:
+
+- rasterize: per-triangle screen bounding boxes, every (triangle, pixel) candidate in them
+  (chunked, so memory stays bounded), coverage by homogeneous edge functions (so triangles that
+  cross the camera plane need no clipping), and one ``scatter_reduce(amin)`` over a key that packs
+  depth and triangle index (closest wins, ties go to the lower index).  The search runs without
+  autograd; the winners' barycentrics and depth are then recomputed from ``pos`` with
+  differentiable arithmetic, which is where gradients come from.
+- antialias: pixel pairs with different triangles, the front one's exit edge, its crossing
+  position, and a blend whose weight depends continuously on the edge's projected vertices.
+
+Work scales with fragments (bounding-box pixels), not pixels x triangles.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .backend import RenderInputError
+from .checks import FLOAT32_64, check_finite, check_pos_tri, check_rast, check_resolution, check_tensor
+from .topology import Topology, build_topology
+
+# Candidates per chunk of the fragment search (about 130 bytes of temporaries each).  Chunks that
+# stay in cache are faster than one big pass; 2**22 is the ceiling for exact float indices.
+DEFAULT_CHUNK_FRAGMENTS = 1 << 18
+_MAX_CHUNK_FRAGMENTS = 1 << 22
+_KEY_EMPTY = torch.iinfo(torch.int64).max
+_LOW32 = 0xFFFFFFFF
+# Crossings slightly outside the pixel segment still count (1/16 px, as in the reference).
+_AA_EPS = 1.0 / 16.0
+
+
+def _resolve_device(device: torch.device | str | None) -> torch.device:
+    if device is None:
+        return torch.device("cuda", torch.cuda.current_device()) if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    return device
+
+
+class _DrawList:
+    """The triangles drawn into each image of the batch, flattened.
+
+    ``verts[d]`` indexes rows of ``pos_flat`` for draw ``d``; ``tri_id[d]`` is the global
+    triangle index written to ``rast``; ``batch[d]`` the output image.  Draw order is increasing
+    triangle index within an image, so the lower draw index wins depth ties.
+    """
+
+    def __init__(self, pos: torch.Tensor, tri: torch.Tensor, ranges: torch.Tensor | None):
+        tri = tri.long()
+        dev = pos.device
+        if ranges is None:
+            B, V = pos.shape[0], pos.shape[1]
+            T = tri.shape[0]
+            self.pos_flat = pos.reshape(B * V, 4)
+            offs = torch.arange(B, device=dev) * V
+            self.verts = (tri.unsqueeze(0) + offs.view(B, 1, 1)).reshape(B * T, 3)
+            self.tri_id = torch.arange(T, device=dev).repeat(B)
+            self.batch = torch.arange(B, device=dev).repeat_interleave(T)
+            self.num_images = B
+        else:
+            self.pos_flat = pos
+            starts = ranges[:, 0].tolist()
+            counts = ranges[:, 1].tolist()
+            ids = [torch.arange(s, s + c) for s, c in zip(starts, counts)]
+            tri_id = torch.cat(ids).to(dev) if ids else torch.zeros(0, dtype=torch.long, device=dev)
+            self.tri_id = tri_id
+            self.verts = tri[tri_id]
+            self.batch = torch.repeat_interleave(torch.arange(len(counts), device=dev),
+                                                 torch.tensor(counts, device=dev, dtype=torch.long))
+            self.num_images = len(counts)
+
+
+class TorchBackend:
+    """nvdiffrast's primitives in pure PyTorch.  See :class:`studio.render.backend.Backend`."""
+
+    name = "torch"
+
+    def __init__(self, device: torch.device | str | None = None, chunk_fragments: int = DEFAULT_CHUNK_FRAGMENTS):
+        self.device = _resolve_device(device)
+        if not 1 <= int(chunk_fragments) <= _MAX_CHUNK_FRAGMENTS:
+            raise ValueError(f"chunk_fragments must be between 1 and {_MAX_CHUNK_FRAGMENTS}, got {chunk_fragments}.")
+        self.chunk_fragments = int(chunk_fragments)
+        self._topology: Topology | None = None
+
+    def __repr__(self) -> str:
+        return f"TorchBackend(device={self.device})"
+
+    # ------------------------------------------------------------------ rasterize
+
+    def rasterize(
+        self,
+        pos: torch.Tensor,
+        tri: torch.Tensor,
+        resolution: tuple[int, int],
+        ranges: torch.Tensor | None = None,
+        grad_db: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        pos, tri, ranges = check_pos_tri(pos, tri, ranges, self.device, FLOAT32_64)
+        H, W = check_resolution(resolution)
+        draws = _DrawList(pos, tri, ranges)
+        B = draws.num_images
+        win_pix, win_draw = self._search(draws, H, W)
+
+        # Differentiable recomputation of (u, v, z/w) for the winning fragment of each pixel.
+        # Vertex coordinates are gathered as contiguous rows ([4,3,N]) so that the per-pixel
+        # arithmetic and its backward pass stay cheap; unbind/stack never allocate dense zeros.
+        n = win_pix.numel()
+        vidx = draws.verts.index_select(0, win_draw).t().reshape(-1)  # [3N]: slot 0 of all, slot 1, ...
+        coords = draws.pos_flat.t().gather(1, vidx.expand(4, 3 * n)).view(4, 3, n)
+        (x0, x1, x2), (y0, y1, y2), (z0, z1, z2), (w0, w1, w2) = (c.unbind(0) for c in coords.unbind(0))
+        px, py = _pixel_ndc(win_pix % W, (win_pix // W) % H, W, H, pos.dtype)
+        # Vertices relative to the pixel's ray in homogeneous 2D; e_i is proportional to the
+        # perspective-correct barycentric i (the 2D cross product of the other two vertices).
+        q0, q1, q2 = x0 - px * w0, x1 - px * w1, x2 - px * w2
+        r0, r1, r2 = y0 - py * w0, y1 - py * w1, y2 - py * w2
+        e0, e1, e2 = q1 * r2 - q2 * r1, q2 * r0 - q0 * r2, q0 * r1 - q1 * r0
+        s = e0 + e1 + e2
+        u, v = e0 / s, e1 / s
+        zw = (e0 * z0 + e1 * z1 + e2 * z2) / (e0 * w0 + e1 * w1 + e2 * w2)
+        tri_id = (draws.tri_id.index_select(0, win_draw) + 1).to(pos.dtype)
+        rast = _scatter_rows(torch.stack([u, v, zw, tri_id], 1), win_pix, B * H * W).view(B, H, W, 4)
+        if not grad_db:
+            return rast, torch.zeros(B, H, W, 0, dtype=pos.dtype, device=pos.device)
+
+        # d e_i / d px and d e_i / d py in NDC, then the quotient rule for u = e0/s, v = e1/s.
+        ex0, ex1, ex2 = w2 * r1 - w1 * r2, w0 * r2 - w2 * r0, w1 * r0 - w0 * r1
+        ey0, ey1, ey2 = q2 * w1 - q1 * w2, q0 * w2 - q2 * w0, q1 * w0 - q0 * w1
+        sx, sy, s2 = ex0 + ex1 + ex2, ey0 + ey1 + ey2, s * s
+        kx, ky = 2.0 / W, 2.0 / H
+        db = torch.stack([
+            (ex0 * s - e0 * sx) / s2 * kx, (ey0 * s - e0 * sy) / s2 * ky,
+            (ex1 * s - e1 * sx) / s2 * kx, (ey1 * s - e1 * sy) / s2 * ky,
+        ], 1)
+        return rast, _scatter_rows(db, win_pix, B * H * W).view(B, H, W, 4)
+
+    @torch.no_grad()
+    def _search(self, draws: _DrawList, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Visibility without autograd: for every covered pixel, the winning draw.
+
+        Returns flat pixel indices (b*H*W + row*W + col) and draw indices, both int64.
+        """
+        dev = draws.pos_flat.device
+        vtx = draws.pos_flat.detach().float().index_select(0, draws.verts.reshape(-1)).view(-1, 3, 4)
+        fields, bw, bh = _triangle_setup(vtx, H, W)
+        keep = ((bw > 0) & (bh > 0)).nonzero().squeeze(1)
+        zbuf = torch.full((draws.num_images * H * W,), _KEY_EMPTY, dtype=torch.int64, device=dev)
+        if keep.numel() > 0:
+            fields, bw, bh = fields[:, keep], bw[keep], bh[keep]
+            # Boxes bigger than a chunk are cut into bands of whole rows.
+            rows_per_band = (self.chunk_fragments // bw).clamp(min=1)
+            bands = (bh + rows_per_band - 1) // rows_per_band
+            if bool((bands > 1).any()):
+                keep = keep.repeat_interleave(bands)
+                fields = fields.repeat_interleave(bands, dim=1)
+                rows_per_band = rows_per_band.repeat_interleave(bands)
+                band = torch.arange(keep.numel(), device=dev) - (torch.cumsum(bands, 0) - bands).repeat_interleave(bands)
+                y0 = band * rows_per_band
+                bh = torch.minimum(rows_per_band, bh.repeat_interleave(bands) - y0)
+                fields[_F_Y0] += y0.float()
+                bw = bw.repeat_interleave(bands)
+            counts = bw * bh
+            base = draws.batch[keep] * (H * W)
+            ends = torch.cumsum(counts, 0)
+            # Chunk on whole triangles so each chunk holds about chunk_fragments candidates.
+            bounds = [0]
+            total = int(ends[-1])
+            if total > self.chunk_fragments:
+                cuts = torch.arange(self.chunk_fragments, total, self.chunk_fragments, device=dev)
+                bounds += sorted(set(torch.searchsorted(ends, cuts, right=True).tolist()) - {0})
+            bounds.append(keep.numel())
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                if hi > lo:
+                    _scan_chunk(zbuf, fields[:, lo:hi], counts[lo:hi], base[lo:hi], keep[lo:hi], H, W)
+        win_pix = (zbuf != _KEY_EMPTY).nonzero().squeeze(1)
+        win_draw = zbuf[win_pix] & _LOW32
+        return win_pix, win_draw
+
+    # ------------------------------------------------------------------ interpolate
+
+    def interpolate(
+        self,
+        attr: torch.Tensor,
+        rast: torch.Tensor,
+        tri: torch.Tensor,
+        rast_db: torch.Tensor | None = None,
+        diff_attrs: str | list[int] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        attr = check_tensor("attr", attr, dtype=FLOAT32_64, ndims=(2, 3), device=self.device,
+                            expected="[B,V,C] or [V,C] float32 vertex attributes")
+        rast = check_rast("rast", rast, self.device, FLOAT32_64)
+        tri = check_tensor("tri", tri, dtype=torch.int32, ndims=(2,), last=3, device=self.device,
+                           expected="[T,3] int32 vertex indices")
+        B, H, W, _ = rast.shape
+        if attr.dim() == 2:
+            attr = attr.unsqueeze(0)
+        if attr.shape[0] not in (1, B):
+            raise RenderInputError(
+                f"attr has batch size {attr.shape[0]} but rast has {B}; give [B,V,C] or [1,V,C] / [V,C]."
+            )
+        V, C = attr.shape[1], attr.shape[2]
+        if tri.numel() > 0 and int(tri.max()) >= V:
+            raise RenderInputError(f"tri holds vertex index {int(tri.max())} but attr has only {V} vertices.")
+        pix, tri_idx = _covered(rast, tri.shape[0])
+        verts = tri.long().index_select(0, tri_idx)  # [N,3]
+        if attr.shape[0] > 1:
+            verts = verts + (pix // (H * W) * V).unsqueeze(1)
+        attr_flat = attr.reshape(-1, C)
+        a0, a1, a2 = (attr_flat.index_select(0, verts[:, k]) for k in range(3))
+        u, v, _, _ = rast.reshape(-1, 4).index_select(0, pix).unbind(1)
+        u, v = u.unsqueeze(1), v.unsqueeze(1)
+        d0, d1 = a0 - a2, a1 - a2
+        out = _scatter_rows(a2 + u * d0 + v * d1, pix, B * H * W).view(B, H, W, C)
+        if diff_attrs is None:
+            return out, torch.zeros(B, H, W, 0, dtype=out.dtype, device=out.device)
+        if rast_db is None:
+            raise RenderInputError("diff_attrs needs rast_db: call rasterize(..., grad_db=True) and pass rast_db.")
+        rast_db = check_rast("rast_db", rast_db, self.device, FLOAT32_64)
+        if rast_db.shape != rast.shape:
+            raise RenderInputError(f"rast_db must have the shape of rast {tuple(rast.shape)}, got {tuple(rast_db.shape)}.")
+        if diff_attrs == "all":
+            chans = list(range(C))
+        else:
+            chans = [int(c) for c in diff_attrs]
+            if any(c < 0 or c >= C for c in chans):
+                raise RenderInputError(f"diff_attrs must list channel indices in 0..{C - 1}, got {diff_attrs!r}.")
+        dudx, dudy, dvdx, dvdy = (t.unsqueeze(1) for t in rast_db.reshape(-1, 4).index_select(0, pix).unbind(1))
+        if chans != list(range(C)):
+            sel = torch.tensor(chans, device=attr.device)
+            d0, d1 = d0.index_select(1, sel), d1.index_select(1, sel)
+        da = torch.stack([d0 * dudx + d1 * dvdx, d0 * dudy + d1 * dvdy], 2).reshape(-1, 2 * len(chans))
+        return out, _scatter_rows(da, pix, B * H * W).view(B, H, W, 2 * len(chans))
+
+    # ------------------------------------------------------------------ texture
+
+    def texture(
+        self,
+        tex: torch.Tensor,
+        uv: torch.Tensor,
+        uv_da: torch.Tensor | None = None,
+        mip_level_bias: torch.Tensor | None = None,
+        filter_mode: str = "auto",
+        boundary_mode: str = "wrap",
+        max_mip_level: int | None = None,
+    ) -> torch.Tensor:
+        from .texture import sample_texture
+
+        return sample_texture(tex, uv, uv_da, mip_level_bias, filter_mode, boundary_mode, max_mip_level,
+                              device=self.device)
+
+    # ------------------------------------------------------------------ antialias
+
+    def construct_topology(self, tri: torch.Tensor) -> Topology:
+        tri = check_tensor("tri", tri, dtype=torch.int32, ndims=(2,), last=3, device=self.device,
+                           expected="[T,3] int32 vertex indices")
+        return build_topology(tri)
+
+    def _topology_for(self, tri: torch.Tensor, topology_hash: object | None) -> Topology:
+        if topology_hash is not None:
+            if not isinstance(topology_hash, Topology) or not topology_hash.matches(tri):
+                raise RenderInputError(
+                    "topology_hash does not belong to this tri; build it with backend.construct_topology(tri)."
+                )
+            return topology_hash
+        # One-entry cache: a render loop antialiases the same mesh every step.
+        if self._topology is None or not self._topology.matches(tri):
+            self._topology = build_topology(tri)
+        return self._topology
+
+    def antialias(
+        self,
+        color: torch.Tensor,
+        rast: torch.Tensor,
+        pos: torch.Tensor,
+        tri: torch.Tensor,
+        topology_hash: object | None = None,
+        pos_gradient_boost: float = 1.0,
+    ) -> torch.Tensor:
+        color = check_tensor("color", color, dtype=FLOAT32_64, ndims=(4,), device=self.device,
+                             expected="[B,H,W,C] float32 image")
+        rast = check_rast("rast", rast, self.device, FLOAT32_64)
+        if color.shape[:3] != rast.shape[:3]:
+            raise RenderInputError(
+                f"color is {tuple(color.shape[:3])} in [B,H,W] but rast is {tuple(rast.shape[:3])}; they must match."
+            )
+        ranges = None
+        if pos.dim() == 2:
+            ranges = torch.zeros(0, 2, dtype=torch.int32)
+        pos, tri, _ = check_pos_tri(pos, tri, ranges, self.device, FLOAT32_64)
+        if pos.dim() == 3 and pos.shape[0] != rast.shape[0]:
+            raise RenderInputError(f"pos has batch size {pos.shape[0]} but rast has {rast.shape[0]}.")
+        check_finite("color", color)
+        topo = self._topology_for(tri, topology_hash)
+        return _antialias(color, rast, pos, tri.long(), topo.opposite, float(pos_gradient_boost))
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _pixel_ndc(col: torch.Tensor, row: torch.Tensor, W: int, H: int, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """NDC of pixel centres: column j -> (2j+1)/W - 1, row i -> (2i+1)/H - 1."""
+    return (2 * col + 1).to(dtype) / W - 1.0, (2 * row + 1).to(dtype) / H - 1.0
+
+
+# Rows of the per-triangle field table used by the fragment scan (all float32, [F,D]).
+_F_EDGE = slice(0, 9)  # (a, b, c) of edge functions e0, e1, e2, oriented so inside is positive
+_F_Z, _F_W = slice(9, 12), slice(12, 15)  # z and w numerators: z/w = (z.p) / (w.p)
+_F_THR = slice(15, 18)  # per-edge threshold: -tiny where a pixel exactly on the edge counts
+_F_X0, _F_Y0, _F_BW = 18, 19, 20  # first column, first row, box width
+_NUM_FIELDS = 21
+
+
+def _triangle_setup(vtx: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-triangle edge and depth planes and clamped pixel bounding boxes.
+
+    Args:
+        vtx: [D,3,4] float32 clip-space vertices.
+
+    Returns:
+        fields [F,D] float32 (rows described by the ``_F_*`` constants; planes are (a, b, c) of
+        a*px + b*py + c with px, py in NDC) and the box size bw, bh as int64 [D] (0 when the
+        triangle cannot cover any pixel centre).
+    """
+    x, y, z, w = vtx.unbind(-1)
+    h = torch.stack([x, y, w], -1)  # [D,3,3] homogeneous 2D vertices
+    # n_i = h_{i+1} x h_{i+2}: e_i(p) = n_i . (px, py, 1) is proportional to barycentric i, for
+    # any sign of w, so triangles crossing the camera plane need no clipping.
+    n = torch.linalg.cross(h.roll(-1, 1), h.roll(-2, 1), dim=-1)
+    det = (h[:, 0] * n[:, 0]).sum(-1)
+    n = n * torch.where(det < 0, -1.0, 1.0).view(-1, 1, 1)
+    zc = (z.unsqueeze(-1) * n).sum(1)
+    wc = (w.unsqueeze(-1) * n).sum(1)
+    # A pixel exactly on an edge goes to one side only (a top-left style rule on the oriented
+    # edge normal), so pixels on shared edges are neither doubled nor dropped.
+    tie = (n[..., 0] > 0) | ((n[..., 0] == 0) & (n[..., 1] > 0))
+    thr = torch.where(tie, -1e-30, 0.0)
+
+    # Screen box from the part of the triangle in front of the near plane.
+    dn = z + w  # >= 0 where z/w >= -1
+    front = dn >= 0
+    inf = torch.tensor(float("inf"), dtype=vtx.dtype, device=vtx.device)
+    xs, ys, ok = x / w, y / w, front & (w > 0)
+    bad = torch.zeros_like(front[:, 0])
+    if not bool(front.all()):
+        j = (torch.arange(3, device=vtx.device) + 1) % 3
+        dj = dn[:, j]
+        cross = front != (dj >= 0)
+        t = dn / torch.where(cross, dn - dj, torch.ones_like(dn))
+        cw = w + t * (w[:, j] - w)
+        xs = torch.cat([xs, (x + t * (x[:, j] - x)) / cw], 1)
+        ys = torch.cat([ys, (y + t * (y[:, j] - y)) / cw], 1)
+        ok = torch.cat([ok, cross & (cw > 0)], 1)
+        # A visible point at w <= 0 only happens with unusual projections: scan the screen.
+        bad = ((front & (w <= 0)).any(1)) | ((cross & (cw <= 0)).any(1))
+    xmin = torch.where(bad, -inf, torch.where(ok, xs, inf).amin(1))
+    xmax = torch.where(bad, inf, torch.where(ok, xs, -inf).amax(1))
+    ymin = torch.where(bad, -inf, torch.where(ok, ys, inf).amin(1))
+    ymax = torch.where(bad, inf, torch.where(ok, ys, -inf).amax(1))
+    slack = 1e-3  # px; the exact edge test decides, the box only has to be conservative
+    c0 = torch.ceil(((xmin + 1) * (W / 2) - 0.5 - slack).clamp(-1, W)).clamp(0, W)
+    c1 = torch.floor(((xmax + 1) * (W / 2) - 0.5 + slack).clamp(-1, W)).clamp(-1, W - 1)
+    r0 = torch.ceil(((ymin + 1) * (H / 2) - 0.5 - slack).clamp(-1, H)).clamp(0, H)
+    r1 = torch.floor(((ymax + 1) * (H / 2) - 0.5 + slack).clamp(-1, H)).clamp(-1, H - 1)
+    live = (det != 0) & torch.isfinite(det) & front.any(1)
+    bw = torch.where(live, c1 - c0 + 1, 0.0).clamp(min=0)
+    bh = torch.where(live, r1 - r0 + 1, 0.0).clamp(min=0)
+    fields = torch.cat([n.reshape(-1, 9), zc, wc, thr, c0[:, None], r0[:, None], bw[:, None]], 1)
+    return fields.t().contiguous(), bw.long(), bh.long()
+
+
+def _scan_chunk(zbuf: torch.Tensor, fields: torch.Tensor, counts: torch.Tensor, base: torch.Tensor,
+                draw_idx: torch.Tensor, H: int, W: int) -> None:
+    """Test every pixel of the chunk's boxes and fold winners into ``zbuf`` (int64 keys).
+
+    Everything per candidate is float32 arithmetic on contiguous rows gathered once from the
+    field table: on CPUs this is several times faster than integer or strided arithmetic.
+    Float indices are exact because a chunk holds fewer than 2**22 candidates.
+    """
+    dev = zbuf.device
+    n = int(counts.sum())
+    starts = torch.cumsum(counts, 0) - counts
+    seg = torch.zeros(n, dtype=torch.int64, device=dev)
+    seg[starts[1:]] = 1
+    tri = torch.cumsum(seg, 0)  # local triangle of each candidate
+    g = fields.gather(1, tri.expand(fields.shape[0], n))  # [F,n]
+    k = torch.arange(n, device=dev, dtype=torch.float32) - starts.float().gather(0, tri)
+    bw = g[_F_BW]
+    q = torch.floor(k / bw)
+    col = g[_F_X0] + (k - q * bw)
+    row = g[_F_Y0] + q
+    px = col * (2.0 / W) + (1.0 / W - 1.0)
+    py = row * (2.0 / H) + (1.0 / H - 1.0)
+    a = g[_F_EDGE]
+    inside = (a[0] * px + a[1] * py + a[2]) > g[15]
+    inside &= (a[3] * px + a[4] * py + a[5]) > g[16]
+    inside &= (a[6] * px + a[7] * py + a[8]) > g[17]
+    zp, wp = g[_F_Z], g[_F_W]
+    depth = (zp[0] * px + zp[1] * py + zp[2]) / (wp[0] * px + wp[1] * py + wp[2])
+    inside &= (depth >= -1) & (depth <= 1)
+    bits = depth.view(torch.int32)
+    sortable = bits ^ ((bits >> 31) & 0x7FFFFFFF)  # int order == float order
+    key = (sortable.long() << 32) | draw_idx.gather(0, tri)
+    key = torch.where(inside, key, _KEY_EMPTY)
+    pix = base.gather(0, tri) + (row * W + col).long()
+    zbuf.scatter_reduce_(0, pix, key, "amin")
+
+
+def _scatter_rows(vals: torch.Tensor, idx: torch.Tensor, rows: int) -> torch.Tensor:
+    """[rows, C] zeros with ``vals`` [N,C] written at row ``idx`` (differentiable in vals)."""
+    return vals.new_zeros(rows, vals.shape[1]).index_copy(0, idx, vals)
+
+
+def _covered(rast: torch.Tensor, num_tri: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flat indices of covered pixels and their 0-based triangle indices."""
+    tid = rast[..., 3].detach().reshape(-1)
+    pix = (tid > 0).nonzero().squeeze(1)
+    tri_idx = tid[pix].long() - 1
+    if tri_idx.numel() > 0 and int(tri_idx.max()) >= num_tri:
+        raise RenderInputError(
+            f"rast refers to triangle {int(tri_idx.max())} but tri has only {num_tri}; pass the tri that was rasterized."
+        )
+    return pix, tri_idx
+
+
+def _antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor,
+               opposite: torch.Tensor, boost: float) -> torch.Tensor:
+    B, H, W, C = color.shape
+    V = pos.shape[-2]
+    batched_pos = pos.dim() == 3
+    with torch.no_grad():
+        tid = rast[..., 3].long()  # [B,H,W], 0 = background
+        zw = rast[..., 2]
+        vb = pos.detach().reshape(-1 if batched_pos else 1, V, 4)
+        sil = _silhouette_edges(vb, tri, opposite, H, W)  # [nb,T,3]
+        # Pixel pairs whose front triangle has no silhouette edge at all can never blend; on a
+        # closed mesh that removes almost every pair inside the outline before any geometry.
+        has_sil = torch.cat([torch.zeros(sil.shape[0], 1, dtype=torch.bool, device=sil.device), sil.any(-1)], 1)
+        img_of = torch.arange(B, device=tid.device).view(B, 1, 1) if batched_pos else torch.zeros(1, 1, 1, dtype=torch.long, device=tid.device)
+        parts = []
+        for d, (t0, t1, z0, z1, step) in enumerate((
+            (tid[:, :, :-1], tid[:, :, 1:], zw[:, :, :-1], zw[:, :, 1:], 1),
+            (tid[:, :-1, :], tid[:, 1:, :], zw[:, :-1, :], zw[:, 1:, :], W),
+        )):
+            front1 = (t0 == 0) | ((t1 > 0) & (z1 <= z0))  # pixel 1 holds the front surface
+            ftri = torch.where(front1, t1, t0)  # 1-based
+            cand = (t0 != t1) & has_sil[img_of.expand_as(ftri), ftri]
+            b, i, j = cand.nonzero().unbind(1)
+            p0 = (b * H + i) * W + j
+            parts.append((p0, p0 + step, front1[b, i, j], ftri[b, i, j] - 1, b, torch.full_like(b, d)))
+        p0, p1, f1, ftri, b, d = (torch.cat(t) for t in zip(*parts))
+        if p0.numel() == 0:
+            return color
+        sel, k = _aa_select(p0, f1, ftri, b if batched_pos else torch.zeros_like(b), d.bool(), pos, tri, sil, H, W)
+        if sel.numel() == 0:
+            return color
+        p0, p1, f1, ftri, b, d = (t[sel] for t in (p0, p1, f1, ftri, b, d))
+
+    # Differentiable part, only for the pairs that blend.
+    dc = _aa_crossing(p0, f1, ftri, b, d.bool(), k, pos, tri, H, W)
+    if boost != 1.0:
+        dc = dc.detach() + boost * (dc - dc.detach())
+    ds = torch.where(f1, -1.0, 1.0).to(dc.dtype)
+    alpha = ds * (0.5 - dc.clamp(0.0, 1.0))
+    with torch.no_grad():
+        target = torch.where(alpha > 0, p0, p1)
+    color_flat = color.reshape(-1, C)
+    c01 = color_flat.index_select(0, torch.cat([p0, p1])).view(2, -1, C)
+    # nvdiffrast's rule: pixel 0 moves towards pixel 1 when alpha > 0, else pixel 1 towards
+    # pixel 0 (by -alpha); every blend reads the unmodified input colours.
+    delta = alpha.unsqueeze(1) * (c01[1] - c01[0])
+    return color_flat.index_add(0, target, delta).view(B, H, W, C)
+
+
+def _pair_frame(p0: torch.Tensor, f1: torch.Tensor, ftri: torch.Tensor, b: torch.Tensor, d: torch.Tensor,
+                pos: torch.Tensor, tri: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Front triangle's vertices [3,M] relative to the front pixel's centre, axes swapped for
+    vertical pairs so that the other pixel always lies along +-x."""
+    V = pos.shape[-2]
+    front_pix = p0 + f1.long() * torch.where(d, W, 1)
+    col, row = front_pix % W, (front_pix // W) % H
+    verts = tri.index_select(0, ftri)
+    if pos.dim() == 3:
+        verts = verts + (b * V).unsqueeze(1)
+    m = verts.shape[0]
+    coords = pos.reshape(-1, 4).t().gather(1, verts.t().reshape(1, -1).expand(4, 3 * m)).view(4, 3, m)
+    cx, cy, _, cw = coords.unbind(0)
+    X = (cx / cw + 1) * (W / 2) - 0.5 - col.to(cx.dtype)
+    Y = (cy / cw + 1) * (H / 2) - 0.5 - row.to(cy.dtype)
+    return torch.where(d, Y, X), torch.where(d, X, Y)
+
+
+def _aa_select(p0, f1, ftri, b, d, pos, tri, sil, H, W):
+    """Which candidate pairs blend, and through which edge of the front triangle.
+
+    Returns indices of the blending pairs and their edge index k (edge k joins vertices k+1 and
+    k+2).  The edge is the one where the front triangle exits towards the other pixel (largest
+    crossing of the pixel row), it must be a silhouette, at least as steep across the pair as
+    along it, and cross within 1/16 px of the segment between the two centres.
+    """
+    x, y = _pair_frame(p0, f1, ftri, b, d, pos, tri, H, W)
+    ds = torch.where(f1, -1.0, 1.0).to(x.dtype)
+    xa, ya, xb, yb = x.roll(-1, 0), y.roll(-1, 0), x.roll(-2, 0), y.roll(-2, 0)
+    dx, dy = xb - xa, yb - ya
+    straddles = (ya >= 0) != (yb >= 0)
+    dys = torch.where(straddles, dy, torch.ones_like(dy))
+    cross_pos = torch.where(straddles, ds * (xa * dys - ya * dx) / dys, -float("inf"))
+    k = cross_pos.argmax(0)
+    m = torch.arange(k.numel(), device=k.device)
+    best = cross_pos[k, m]
+    good = (
+        (best > -_AA_EPS) & (best < 1 + _AA_EPS)
+        & sil[b, ftri, k]
+        & (dy[k, m].abs() >= dx[k, m].abs())
+    )
+    sel = good.nonzero().squeeze(1)
+    return sel, k[sel]
+
+
+def _aa_crossing(p0, f1, ftri, b, d, k, pos, tri, H, W):
+    """Crossing position [M] of edge k along the pair, measured from the front pixel (0 = its
+    centre, 1 = the other pixel's centre), differentiable in ``pos``."""
+    x, y = _pair_frame(p0, f1, ftri, b, d, pos, tri, H, W)
+    m = torch.arange(k.numel(), device=k.device)
+    ka, kb = (k + 1) % 3, (k + 2) % 3
+    xa, ya, xb, yb = x[ka, m], y[ka, m], x[kb, m], y[kb, m]
+    dx, dy = xb - xa, yb - ya
+    ds = torch.where(f1, -1.0, 1.0).to(x.dtype)
+    return ds * (xa * dy - ya * dx) / dy
+
+
+def _screen(p: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clip-space [...,4] -> continuous pixel coordinates with pixel (i, j) centred at (j, i)."""
+    inv_w = 1.0 / p[..., 3]
+    return (p[..., 0] * inv_w + 1) * (W / 2) - 0.5, (p[..., 1] * inv_w + 1) * (H / 2) - 0.5
+
+
+def _silhouette_edges(vb: torch.Tensor, tri: torch.Tensor, opposite: torch.Tensor, H: int, W: int) -> torch.Tensor:
+    """[nb,T,3] True where edge k of a triangle can be a silhouette in screen space.
+
+    An edge is a silhouette when the neighbour's opposite vertex projects to the same side of the
+    edge as the triangle's own third vertex (the surface folds back) or when there is no
+    neighbour.  Edges with a vertex at or behind the camera plane are skipped.
+    """
+    X, Y = _screen(vb, H, W)  # [nb,V]
+    wpos = vb[..., 3] > 0
+    k = torch.arange(3, device=vb.device)
+    ia, ib = tri[:, (k + 1) % 3], tri[:, (k + 2) % 3]  # edge k endpoints [T,3]
+    ic, io = tri, opposite  # own third vertex, opposite vertex across
+    ax, ay, bx, by = X[:, ia], Y[:, ia], X[:, ib], Y[:, ib]
+    own = (bx - ax) * (Y[:, ic] - ay) - (by - ay) * (X[:, ic] - ax)
+    opp = (bx - ax) * (Y[:, io] - ay) - (by - ay) * (X[:, io] - ax)
+    same_side = (own >= 0) == (opp >= 0)
+    ok = wpos[:, ia] & wpos[:, ib] & wpos[:, ic] & wpos[:, io]
+    return same_side & ok

@@ -1,0 +1,1 @@
+"""What is rendered: meshes, cameras, materials, lights and their parameters."""
