@@ -88,7 +88,7 @@ def quaternion_to_matrix(q: torch.Tensor) -> torch.Tensor:
 
 def rotation_angle_deg(r_a: torch.Tensor, r_b: torch.Tensor) -> torch.Tensor:
     """Angle in degrees of the relative rotation between [...,3,3] rotation matrices."""
-    rel = r_a.transpose(-1, -2) @ r_b
+    rel = r_a.double().transpose(-1, -2) @ r_b.double()
     cos = ((rel.diagonal(dim1=-2, dim2=-1).sum(-1) - 1) / 2).clamp(-1.0, 1.0)
     return torch.rad2deg(torch.acos(cos))
 

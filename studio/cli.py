@@ -1,0 +1,281 @@
+"""The ``studio`` command: the GUI by default, plus headless subcommands.
+
+    studio                      open the studio on the default scene
+    studio gui [SCENE] ...      open the studio
+    studio scenes               list the built-in scenarios
+    studio optimize SCENE ...   fit a scene headless and write images, curves and a summary
+    studio render SCENE ...     render the ground truth (or the initial guess) to a PNG
+
+Bad input ends with one sentence on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from .images import ImageError, heatmap, save_png, to_uint8
+from .runtime import tune_cpu_allocator
+
+log = logging.getLogger("studio")
+
+#: Errors that are the user's input, reported as one sentence with exit code 2.
+EXIT_BAD_INPUT = 2
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from .optim.engine import EngineError
+    from .optim.losses import LossError
+    from .render.backend import BackendUnavailableError, RenderInputError
+    from .scene.mesh import MeshError
+    from .scene.params import ParameterError
+    from .scene.spec import SceneError
+
+    return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
+            BackendUnavailableError, EngineError)
+
+
+def _parse_loss(text: str) -> tuple[str, float]:
+    name, _, weight = text.partition("=")
+    try:
+        return name.strip(), float(weight) if weight else 1.0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--loss must look like NAME=WEIGHT (e.g. l1=0.5), got {text!r}") from None
+
+
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backend", choices=["auto", "torch", "nvdiffrast"], default="auto", help="render backend")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: CUDA if available)")
+    p.add_argument("--res", type=int, default=None, help="render resolution in pixels (square)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: the scene's)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="studio", description="Differentiable Rendering Studio")
+    ap.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = ap.add_subparsers(dest="command")
+
+    g = sub.add_parser("gui", help="open the studio window")
+    g.add_argument("scene", nargs="?", default=None, help="built-in scenario name or scene .toml")
+    _add_run_options(g)
+    g.add_argument("--run", action="store_true", help="start optimising right away")
+    g.add_argument("--screenshot", default=None, help="save a screenshot of the window to this PNG and exit")
+    g.add_argument("--after-steps", type=int, default=0, help="with --screenshot: wait for this many steps first")
+
+    sub.add_parser("scenes", help="list the built-in scenarios")
+
+    o = sub.add_parser("optimize", help="fit a scene headless and write results to --out")
+    o.add_argument("scene", help="built-in scenario name or scene .toml")
+    _add_run_options(o)
+    o.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the scene's budget)")
+    o.add_argument("--target", default=None, help="fit this photograph instead of the synthetic target (view 0)")
+    o.add_argument("--mask", default=None, help="with --target: object mask image of the same size")
+    o.add_argument("--loss", dest="losses", action="append", type=_parse_loss, default=None,
+                   help="NAME=WEIGHT, repeatable; replaces the scene's losses")
+    o.add_argument("--out", required=True, help="output folder")
+    o.add_argument("--no-video", action="store_true", help="skip progress.gif")
+
+    r = sub.add_parser("render", help="render a scene to a PNG")
+    r.add_argument("scene", help="built-in scenario name or scene .toml")
+    _add_run_options(r)
+    r.add_argument("--out", required=True, help="PNG path")
+    r.add_argument("--initial", action="store_true", help="render the initial guess instead of the ground truth")
+    r.add_argument("--view", type=int, default=0, help="camera view index")
+    return ap
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    tune_cpu_allocator()
+    command = args.command or "gui"
+    try:
+        if command == "gui":
+            return _gui(args)
+        if command == "scenes":
+            return _scenes()
+        if command == "optimize":
+            return _optimize(args)
+        if command == "render":
+            return _render(args)
+    except _user_errors() as exc:
+        print(f"studio: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("studio: interrupted.", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _gui(args: argparse.Namespace) -> int:
+    from .gui.app import run_gui
+
+    return run_gui(args)
+
+
+def _scenes() -> int:
+    from .scenarios import list_scenarios
+
+    infos = list_scenarios()
+    width = max(len(i.name) for i in infos)
+    for info in infos:
+        print(f"{info.name:<{width}}  {info.description}")
+    return 0
+
+
+def _options(args: argparse.Namespace, **extra):
+    from .workspace import Options
+
+    return Options(scene=args.scene, backend=args.backend, device=args.device, resolution=args.res,
+                   seed=args.seed, **extra)
+
+
+def _render(args: argparse.Namespace) -> int:
+    import torch
+
+    from .scenarios import load_spec
+    from .workspace import apply_overrides, build_scene
+
+    opts = _options(args)
+    spec = apply_overrides(load_spec(opts.scene), opts)
+    scene = build_scene(spec, opts.backend, opts.device)
+    if not 0 <= args.view < scene.num_views:
+        from .scene.spec import SceneError
+
+        raise SceneError(f"--view must be between 0 and {scene.num_views - 1} for {spec.name}, got {args.view}.")
+    with torch.no_grad():
+        out = scene.render([args.view], target=not args.initial)
+    save_png(args.out, out.rgb[0].cpu().numpy())
+    print(f"wrote {args.out} ({'initial guess' if args.initial else 'ground truth'}, view {args.view})")
+    return 0
+
+
+def _optimize(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from .workspace import build_engine
+
+    out_dir = Path(args.out)
+    opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses)
+    scene, engine, notes = build_engine(opts)
+    for note in notes:
+        print(f"studio: {note}", file=sys.stderr)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    steps = engine.config.steps
+    initial_groups = scene.params.group_errors()
+    initial_loss = engine.evaluate_loss()
+
+    frames: list[np.ndarray] = []
+    t0 = time.perf_counter()
+    engine.start_thread()
+    engine.start(until=steps)
+    stamp, snap = -1, None
+    with tqdm(total=steps, desc=scene.spec.name, unit="step", dynamic_ncols=True) as bar:
+        while True:
+            snap = engine.wait_snapshot(stamp, timeout=1.0)
+            if snap is None:
+                continue
+            stamp = snap.stamp
+            bar.update(snap.step - bar.n)
+            bar.set_postfix(loss=f"{snap.loss:.4g}", it_s=f"{snap.it_per_s:.1f}")
+            if not args.no_video:
+                frames.append(np.concatenate([snap.target, snap.render], 1))
+            if snap.finished or (not snap.running and snap.step >= steps):
+                break
+            if not snap.running and snap.message and snap.step < steps:
+                print(f"studio: {snap.message}", file=sys.stderr)
+                break
+    seconds = time.perf_counter() - t0
+    engine.stop()
+
+    final_groups = scene.params.group_errors()
+    summary = {
+        "scene": scene.spec.name,
+        "steps": snap.step,
+        "backend": scene.backend.name,
+        "device": str(scene.backend.device),
+        "seconds": round(seconds, 3),
+        "it_per_s": round(snap.step / seconds, 2) if seconds > 0 else 0.0,
+        "loss": {"initial": initial_loss, "final": engine.evaluate_loss()},
+        "groups": {g: {"initial": initial_groups[g].value, "final": e.value, "unit": e.unit}
+                   for g, e in final_groups.items() if g in initial_groups},
+        "skipped_steps": snap.skipped_steps,
+    }
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _write_curves(out_dir / "curves.csv", snap.history)
+    (out_dir / "params.json").write_text(json.dumps(
+        {n: np.round(v, 6).tolist() for n, v in scene.params.numpy_values().items()}) + "\n")
+    _write_final_png(out_dir / "final.png", engine)
+    if frames:
+        _write_video(out_dir / "progress.gif", frames)
+    _write_geometry(out_dir, scene)
+    print(_summary_line(summary))
+    print(f"wrote {out_dir}/: summary.json curves.csv params.json final.png"
+          + (" progress.gif" if frames else "") + (" mesh.obj" if (out_dir / "mesh.obj").exists() else ""))
+    return 0
+
+
+def _summary_line(summary: dict) -> str:
+    parts = [f"{summary['scene']}: {summary['steps']} steps in {summary['seconds']:.1f} s"]
+    for g, e in summary["groups"].items():
+        parts.append(f"{g} {e['initial']:.4g} -> {e['final']:.4g} {e['unit']}")
+    return "; ".join(parts)
+
+
+def _write_curves(path: Path, history: dict[str, np.ndarray]) -> None:
+    from .scene.params import GROUPS
+
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "loss", *GROUPS])
+        for i in range(len(history["step"])):
+            row = [int(history["step"][i]), f"{history['loss'][i]:.6g}"]
+            for g in GROUPS:
+                v = history[g][i]
+                row.append("" if np.isnan(v) else f"{v:.6g}")
+            w.writerow(row)
+
+
+def _write_final_png(path: Path, engine) -> None:
+    """target | render | difference heatmap of view 0 at the final parameters."""
+    import torch
+
+    with torch.no_grad():
+        out = engine.scene.render([0])
+    render = out.rgb[0].clamp(0, 1).cpu().numpy()
+    target = engine.targets.rgb[0].clamp(0, 1).cpu().numpy()
+    diff = heatmap(np.abs(render - target).mean(-1), vmax=0.25)
+    save_png(path, np.concatenate([target, render, diff], 1))
+
+
+def _write_video(path: Path, frames: list[np.ndarray], max_frames: int = 120) -> None:
+    import imageio.v3 as iio
+
+    idx = np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int)
+    iio.imwrite(path, [to_uint8(frames[i]) for i in idx], duration=50, loop=0)
+
+
+def _write_geometry(out_dir: Path, scene) -> None:
+    """mesh.obj with the optimised vertices when geometry was fitted."""
+    objects = getattr(scene, "objects", [])
+    if not any(f"{o.name}.vertices" in scene.params and scene.params[f"{o.name}.vertices"].trainable for o in objects):
+        return
+    import torch
+
+    from .scene.mesh import Mesh, save_obj
+
+    with torch.no_grad():
+        verts, _, faces = scene.world_geometry(scene.params.values())
+    save_obj(Mesh(vertices=verts.cpu(), faces=faces.cpu(), name=scene.spec.name), out_dir / "mesh.obj")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

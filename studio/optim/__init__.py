@@ -1,0 +1,1 @@
+"""How scenes are fitted: the optimisation engine, losses and plugins."""

@@ -1,0 +1,568 @@
+"""The optimisation engine: a worker thread that fits scene parameters to target images.
+
+Threading contract (see DESIGN.md): front ends (GUI, CLI, tests) call the command methods from any
+thread; commands go into a queue and are applied by the worker *between* steps.  After steps the
+worker publishes an immutable :class:`Snapshot` (numpy arrays and plain numbers) into a
+latest-value slot that readers take with :meth:`Engine.latest`.  No lock is held across a render.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..scene.params import GROUPS, GroupError, ParameterError
+from .losses import REGISTRY, LossContext, LossDef, LossError
+
+log = logging.getLogger("studio.engine")
+
+#: Consecutive failed (NaN/Inf) steps after which the engine pauses instead of spinning.
+MAX_BAD_STEPS = 5
+_PUBLISH_HZ = 30.0
+_PUBLISH_BUDGET = 0.10  # fraction of worker time that publishing may take
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What is fitted: per-view target images.
+
+    Attributes:
+        rgb: [N,H,W,3] linear RGB, top row first, one per camera view.
+        mask: [N,H,W,1] coverage (ones when unknown).
+    """
+
+    rgb: torch.Tensor
+    mask: torch.Tensor
+
+    @property
+    def num_views(self) -> int:
+        return self.rgb.shape[0]
+
+    def rgba(self, views: Sequence[int]) -> torch.Tensor:
+        idx = torch.as_tensor(list(views), device=self.rgb.device)
+        return torch.cat([self.rgb.index_select(0, idx), self.mask.index_select(0, idx)], -1)
+
+
+@dataclass(frozen=True)
+class LossTerm:
+    """A loss in use: its definition, weight and hyper-parameter values."""
+
+    definition: LossDef
+    weight: float
+    params: dict[str, float]
+    enabled: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Immutable state published by the worker (numpy and plain Python only).
+
+    Images are [H,W,3] float32 linear RGB, top row first, for the displayed view.
+    """
+
+    step: int
+    running: bool
+    view: int
+    render: np.ndarray
+    target: np.ndarray
+    diff: np.ndarray  # [H,W] mean absolute difference per pixel
+    alpha: np.ndarray  # [H,W] render coverage
+    params: dict[str, np.ndarray]
+    loss: float
+    loss_terms: dict[str, float]
+    group_errors: dict[str, GroupError]
+    history: dict[str, np.ndarray]
+    ms_per_step: float
+    it_per_s: float
+    message: str | None = None
+    skipped_steps: int = 0
+    finished: bool = False
+    stamp: int = 0  # increases with every publish
+
+
+@dataclass
+class EngineConfig:
+    """How to optimise: budget, batching, seed, learning rates and optimiser."""
+
+    steps: int = 300
+    views_per_step: int = 1
+    seed: int = 0
+    group_lr: dict[str, float] = field(default_factory=dict)
+    optimizer: str = "adam"
+    restarts: int = 0
+    lr_decay: float = 1.0  # learning rates fall exponentially to this fraction at ``steps``
+
+
+class EngineError(RuntimeError):
+    """A command the engine cannot carry out; the message is one sentence."""
+
+
+class Engine:
+    """Fits ``scene.params`` to ``targets`` on a background thread.
+
+    Args:
+        scene: a Scene (``render(views) -> RenderOutput``, ``params``, ``num_views``).
+        targets: target images, one per camera view of the scene.
+        losses: (name, weight, params) triples; names are looked up in the loss registry.
+        config: optimisation settings.
+    """
+
+    def __init__(self, scene: Any, targets: Targets, losses: Sequence[tuple[str, float, Mapping[str, float]]],
+                 config: EngineConfig | None = None):
+        self.scene = scene
+        self.params = scene.params
+        self.targets = targets
+        self.config = config or EngineConfig()
+        if targets.num_views != scene.num_views:
+            raise EngineError(f"there are {targets.num_views} target images for {scene.num_views} camera views.")
+        self.terms: list[LossTerm] = [self._make_term(n, w, p) for n, w, p in losses]
+        if not self.terms:
+            raise LossError("the engine needs at least one loss.")
+        self._apply_group_lr()
+        self.group_enabled = {g: True for g in GROUPS}
+        self._commands: queue.Queue = queue.Queue()
+        self._slot: Snapshot | None = None
+        self._slot_lock = threading.Lock()
+        self._new_snapshot = threading.Condition(self._slot_lock)
+        self._thread: threading.Thread | None = None
+        self._running = False
+        self._until: int | None = None
+        self._pending_steps = 0
+        self._stopped = False
+        self.display_view = 0
+        self._message: str | None = None
+        self._stamp = 0
+        self._reset_state()
+
+    # ------------------------------------------------------------------ setup
+
+    def _make_term(self, name: str, weight: float, params: Mapping[str, float] | None) -> LossTerm:
+        d = REGISTRY.get(name)
+        values = d.default_params()
+        for k, v in (params or {}).items():
+            if k not in d.params:
+                known = ", ".join(d.params) or "none"
+                raise LossError(f"loss {name!r} has no parameter {k!r}; its parameters are {known}.")
+            values[k] = float(v)
+        return LossTerm(d, float(weight), values)
+
+    def _apply_group_lr(self) -> None:
+        for p in self.params.trainable():
+            if p.group in self.config.group_lr:
+                p.lr = float(self.config.group_lr[p.group])
+
+    def _reset_state(self) -> None:
+        """Fresh optimiser, history and counters (parameters are left as they are)."""
+        self.step_count = 0
+        self._bad_steps = 0
+        self.skipped_steps = 0
+        self._gen = torch.Generator().manual_seed(self.config.seed)
+        self._history: dict[str, list[float]] = {k: [] for k in ("step", "loss", *GROUPS)}
+        for t in self.terms:
+            self._history.setdefault(f"loss:{t.name}", [])
+        self._step_times: list[float] = []
+        self._metric_every = 1
+        self._last_loss = float("nan")
+        self._last_terms: dict[str, float] = {}
+        self._good = {p.name: p.value.detach().clone() for p in self.params.trainable()}
+        self._optimizer = self._make_optimizer()
+        self._searched = self.config.restarts <= 0
+
+    def _make_optimizer(self) -> torch.optim.Optimizer | None:
+        groups = []
+        for p in self.params.trainable():
+            p.value.requires_grad_(True)
+            groups.append({"params": [p.value], "lr": p.lr, "name": p.name})
+        if not groups:
+            return None
+        if self.config.optimizer == "sgd":
+            return torch.optim.SGD(groups, lr=0.01, momentum=0.9)
+        if self.config.optimizer != "adam":
+            raise EngineError(f"optimizer must be adam or sgd, got {self.config.optimizer!r}.")
+        return torch.optim.Adam(groups, lr=0.01)
+
+    # ------------------------------------------------------------------ public commands (any thread)
+
+    def start_thread(self) -> "Engine":
+        """Start the worker (idle until :meth:`start` or :meth:`step`).  Publishes a first snapshot."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._worker, name="studio-engine", daemon=True)
+            self._thread.start()
+            self._send("publish")
+        return self
+
+    def start(self, until: int | None = None) -> None:
+        """Run continuously until paused, or until step ``until`` (then the snapshot says finished)."""
+        self._send("run", (True, until))
+
+    def pause(self) -> None:
+        self._send("run", (False, None))
+
+    def step(self, n: int = 1) -> None:
+        """Take ``n`` single steps, then stay paused."""
+        self._send("steps", int(n))
+
+    def reset(self) -> None:
+        """Back to the initial parameters, a fresh optimiser and empty curves."""
+        self._send("reset")
+
+    def randomize(self, seed: int | None = None) -> None:
+        """A new random initial guess for every trainable parameter (and reset)."""
+        self._send("randomize", seed)
+
+    def set_param(self, name: str, value: object) -> None:
+        """Set a parameter's value (a slider drag); the render follows at the next publish."""
+        self._send("set_param", (name, value))
+
+    def set_lr(self, group: str, lr: float) -> None:
+        """Learning rate of every trainable parameter in ``group``."""
+        self._send("set_lr", (group, float(lr)))
+
+    def set_group_enabled(self, group: str, enabled: bool) -> None:
+        """Optimise ``group`` or hold it fixed (its curve keeps updating)."""
+        self._send("set_group", (group, bool(enabled)))
+
+    def set_loss_weight(self, name: str, weight: float) -> None:
+        self._send("loss_weight", (name, float(weight)))
+
+    def set_view(self, view: int) -> None:
+        """Which camera view the snapshots show."""
+        self._send("view", int(view))
+
+    def call(self, fn: Callable[["Engine"], None]) -> None:
+        """Run ``fn(engine)`` on the worker between steps (for front ends' own edits)."""
+        self._send("call", fn)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """End the worker thread and wait for it."""
+        self._send("stop")
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def latest(self) -> Snapshot | None:
+        """The most recent snapshot (never blocks)."""
+        return self._slot
+
+    def wait_snapshot(self, after_stamp: int = -1, timeout: float | None = None,
+                      predicate: Callable[[Snapshot], bool] | None = None) -> Snapshot | None:
+        """Block until a snapshot newer than ``after_stamp`` (and satisfying ``predicate``) exists."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._new_snapshot:
+            while True:
+                s = self._slot
+                if s is not None and s.stamp > after_stamp and (predicate is None or predicate(s)):
+                    return s
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._new_snapshot.wait(remaining)
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def _send(self, kind: str, arg: Any = None) -> None:
+        if self._stopped:
+            raise EngineError("the engine has been stopped; create a new one.")
+        self._commands.put((kind, arg))
+
+    # ------------------------------------------------------------------ worker
+
+    def _worker(self) -> None:
+        last_publish = 0.0
+        publish_cost = 0.0
+        while True:
+            busy = self._running or self._pending_steps > 0
+            try:
+                kind, arg = self._commands.get(block=not busy, timeout=None if not busy else 0)
+                force = self._apply(kind, arg)
+                if self._stopped:
+                    break
+                while True:  # drain everything queued before the next step
+                    kind, arg = self._commands.get_nowait()
+                    force = self._apply(kind, arg) or force
+                    if self._stopped:
+                        break
+                if self._stopped:
+                    break
+            except queue.Empty:
+                force = False
+            if self._stopped:
+                break
+            if force and not (self._running or self._pending_steps > 0):
+                publish_cost = self._timed_publish()
+                last_publish = time.monotonic()
+                continue
+            if not (self._running or self._pending_steps > 0):
+                continue
+            if self._running and self._until is not None and self.step_count >= self._until:
+                self._running = False
+                publish_cost = self._timed_publish(finished=True)
+                last_publish = time.monotonic()
+                continue
+            try:
+                self._one_step()
+            except Exception as exc:  # noqa: BLE001 - a failing step must not kill the session
+                log.exception("optimisation step failed")
+                self._running = False
+                self._pending_steps = 0
+                self._message = f"step {self.step_count + 1} failed: {exc.__class__.__name__}: {exc}"
+                force = True
+            if self._pending_steps > 0:
+                self._pending_steps -= 1
+            finished = self._running and self._until is not None and self.step_count >= self._until
+            if finished:
+                self._running = False
+            idle_now = not (self._running or self._pending_steps > 0)
+            interval = max(1.0 / _PUBLISH_HZ, publish_cost / _PUBLISH_BUDGET)
+            if force or idle_now or time.monotonic() - last_publish >= interval:
+                publish_cost = self._timed_publish(finished=finished)
+                last_publish = time.monotonic()
+
+    def _apply(self, kind: str, arg: Any) -> bool:
+        """Apply one command; returns True when a fresh snapshot should follow."""
+        try:
+            if kind == "stop":
+                self._stopped = True
+                self._running = False
+            elif kind == "run":
+                self._running, self._until = bool(arg[0]), arg[1]
+                return True
+            elif kind == "steps":
+                self._pending_steps += max(0, arg)
+            elif kind == "publish":
+                return True
+            elif kind == "reset":
+                self.params.reset()
+                self._running = False
+                self._pending_steps = 0
+                self._message = None
+                self._reset_state()
+                return True
+            elif kind == "randomize":
+                self.scene.randomize(self.config.seed + 1 if arg is None else int(arg))
+                self.params.mark_initial()
+                self._running = False
+                self._reset_state()
+                return True
+            elif kind == "set_param":
+                name, value = arg
+                self.params[name].set(value)
+                if name in self._good:
+                    self._good[name] = self.params[name].value.detach().clone()
+                return True
+            elif kind == "set_lr":
+                group, lr = arg
+                if group not in GROUPS:
+                    raise ParameterError(f"group must be one of {', '.join(GROUPS)}, got {group!r}.")
+                for p in self.params.in_group(group):
+                    p.lr = lr
+            elif kind == "set_group":
+                group, on = arg
+                if group not in GROUPS:
+                    raise ParameterError(f"group must be one of {', '.join(GROUPS)}, got {group!r}.")
+                self.group_enabled[group] = on
+            elif kind == "loss_weight":
+                name, w = arg
+                idx = [i for i, t in enumerate(self.terms) if t.name == name]
+                if not idx:
+                    raise LossError(f"loss {name!r} is not in use; in use: {', '.join(t.name for t in self.terms)}.")
+                t = self.terms[idx[0]]
+                self.terms[idx[0]] = LossTerm(t.definition, w, t.params, t.enabled)
+            elif kind == "view":
+                if not 0 <= arg < self.scene.num_views:
+                    raise ParameterError(f"view must be between 0 and {self.scene.num_views - 1}, got {arg}.")
+                self.display_view = arg
+                return True
+            elif kind == "call":
+                arg(self)
+                return True
+            else:
+                raise EngineError(f"unknown command {kind!r}.")
+        except (ValueError, EngineError, KeyError) as exc:
+            self._message = str(exc)
+            return True
+        return False
+
+    # ------------------------------------------------------------------ one step
+
+    def _sample_views(self) -> list[int]:
+        n = self.scene.num_views
+        k = min(self.config.views_per_step, n)
+        if k == n:
+            return list(range(n))
+        return sorted(torch.randperm(n, generator=self._gen)[:k].tolist())
+
+    def _loss(self, out: Any, target: torch.Tensor, views: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        render = torch.cat([out.rgb, out.alpha], -1)
+        ctx_base = dict(mask=target[..., 3:], render_alpha=out.alpha, parameters=self.params, scene=self.scene,
+                        gbuffer=out.gbuffer, iteration=self.step_count, device=render.device)
+        total = torch.zeros((), device=render.device)
+        values: dict[str, float] = {}
+        for t in self.terms:
+            if not t.enabled or t.weight == 0.0:
+                continue
+            value = t.definition.fn(render, target, LossContext(params=dict(t.params), **ctx_base))
+            total = total + t.weight * value
+            values[t.name] = float(value.detach())
+        return total, values
+
+    def _one_step(self) -> None:
+        if not self._searched:
+            self._random_search()
+        t0 = time.perf_counter()
+        views = self._sample_views()
+        target = self.targets.rgba(views)
+        out = self.scene.render(views)
+        total, terms = self._loss(out, target, views)
+        trainable = [p for p in self.params.trainable() if self.group_enabled[p.group]]
+        for p in self.params.trainable():
+            p.value.grad = None
+        ok = bool(torch.isfinite(total))
+        if ok and total.requires_grad:
+            total.backward()
+            ok = all(p.value.grad is None or bool(torch.isfinite(p.value.grad).all()) for p in trainable)
+        self.step_count += 1
+        if not ok:
+            self._restore_good()
+            self._bad_steps += 1
+            self.skipped_steps += 1
+            what = "loss" if not math.isfinite(float(total.detach())) else "gradient"
+            self._message = (f"step {self.step_count}: the {what} was NaN or Inf, so the step was skipped and the "
+                             f"last good parameters were kept.")
+            if self._bad_steps >= MAX_BAD_STEPS:
+                self._running = False
+                self._pending_steps = 0
+                self._message = (f"paused after {MAX_BAD_STEPS} steps in a row with NaN/Inf values; lower the learning "
+                                 f"rate, check the losses, or Reset.")
+            return
+        self._bad_steps = 0
+        if self._optimizer is not None and trainable:
+            for p in self.params.trainable():
+                if not self.group_enabled[p.group]:
+                    p.value.grad = None
+            # Exponential decay (as in nvdiffrast's samples): large steps early, and little Adam
+            # jitter around the optimum at the end of the budget.
+            ramp = self.config.lr_decay ** (min(self.step_count, self.config.steps) / max(self.config.steps, 1))
+            for pg in self._optimizer.param_groups:
+                pg["lr"] = self.params[pg["name"]].lr * ramp
+            self._optimizer.step()
+            for p in trainable:
+                p.project_()
+                self._good[p.name].copy_(p.value.detach())
+        self._step_times.append(time.perf_counter() - t0)
+        self._record(float(total.detach()), terms)
+
+    def evaluate_loss(self, views: Sequence[int] | None = None) -> float:
+        """Total loss over ``views`` (default all) at the current parameters, without gradients.
+
+        Call it while the worker thread is not running, or from :meth:`call`.
+        """
+        views = list(range(self.scene.num_views)) if views is None else list(views)
+        with torch.no_grad():
+            total, _ = self._loss(self.scene.render(views), self.targets.rgba(views), views)
+        return float(total)
+
+    def _restore_good(self) -> None:
+        with torch.no_grad():
+            for name, v in self._good.items():
+                self.params[name].value.copy_(v)
+                self.params[name].value.grad = None
+
+    def _random_search(self) -> None:
+        """Greedy random restarts for rotation parameters before the gradient phase (the pose
+        sample's trick against local minima): keep the best of ``restarts`` random orientations."""
+        self._searched = True
+        rots = [p for p in self.params.trainable() if p.metric == "rotation"]
+        if not rots:
+            return
+        views = list(range(min(self.scene.num_views, max(1, self.config.views_per_step))))
+        target = self.targets.rgba(views)
+        with torch.no_grad():
+            best = float(self._loss(self.scene.render(views), target, views)[0])
+            best_values = [p.value.clone() for p in rots]
+            for _ in range(self.config.restarts):
+                for p in rots:
+                    p.value.copy_(torch.nn.functional.normalize(torch.randn(p.value.shape, generator=self._gen), dim=-1))
+                loss = float(self._loss(self.scene.render(views), target, views)[0])
+                if loss < best:
+                    best, best_values = loss, [p.value.clone() for p in rots]
+            for p, v in zip(rots, best_values):
+                p.value.copy_(v)
+                self._good[p.name].copy_(v)
+        self._message = f"random search: kept the best of {self.config.restarts} random orientations (loss {best:.4g})."
+
+    def _record(self, loss: float, terms: dict[str, float]) -> None:
+        """Append this step to the curves.  Group errors are evaluated every k steps, with k
+        chosen so that measuring costs at most ~10% of the optimisation (Chamfer distances of
+        big meshes are not free); other steps get NaN, which plots skip."""
+        self._last_loss = loss
+        self._last_terms = terms
+        errs: dict[str, GroupError] = {}
+        if self.step_count % self._metric_every == 0 or self.step_count <= 1:
+            t0 = time.perf_counter()
+            errs = self.params.group_errors()
+            cost = time.perf_counter() - t0
+            step = float(np.median(self._step_times[-20:])) if self._step_times else cost
+            self._metric_every = max(1, min(50, math.ceil(cost / (_PUBLISH_BUDGET * max(step, 1e-6)))))
+        h = self._history
+        h["step"].append(self.step_count)
+        h["loss"].append(loss)
+        for g in GROUPS:
+            h[g].append(errs[g].value if g in errs else float("nan"))
+        for t in self.terms:
+            h.setdefault(f"loss:{t.name}", [float("nan")] * (len(h["step"]) - 1))
+            h[f"loss:{t.name}"].append(terms.get(t.name, float("nan")))
+
+    # ------------------------------------------------------------------ publishing
+
+    def _timed_publish(self, finished: bool = False) -> float:
+        t0 = time.perf_counter()
+        self._publish(finished)
+        return time.perf_counter() - t0
+
+    def _publish(self, finished: bool = False) -> None:
+        v = self.display_view
+        with torch.no_grad():
+            out = self.scene.render([v])
+        render = out.rgb[0].clamp(0, 1).float().cpu().numpy()
+        target = self.targets.rgb[v].clamp(0, 1).float().cpu().numpy()
+        recent = self._step_times[-20:]
+        ms = 1000.0 * float(np.median(recent)) if recent else 0.0
+        self._stamp += 1
+        snap = Snapshot(
+            step=self.step_count,
+            running=self._running,
+            view=v,
+            render=render,
+            target=target,
+            diff=np.abs(render - target).mean(-1),
+            alpha=out.alpha[0, ..., 0].float().cpu().numpy(),
+            params=self.params.numpy_values(),
+            loss=self._last_loss,
+            loss_terms=dict(self._last_terms),
+            group_errors=self.params.group_errors(),
+            history={k: np.asarray(vals, dtype=np.float64) for k, vals in self._history.items()},
+            ms_per_step=ms,
+            it_per_s=1000.0 / ms if ms > 0 else 0.0,
+            message=self._message,
+            skipped_steps=self.skipped_steps,
+            finished=finished,
+            stamp=self._stamp,
+        )
+        with self._new_snapshot:
+            self._slot = snap
+            self._new_snapshot.notify_all()

@@ -1,0 +1,213 @@
+"""Losses: the registry, the context a loss sees, and the built-in image losses and regularisers.
+
+A loss is a callable ``loss(render, target, ctx) -> scalar tensor`` registered under a name with a
+default weight, a description and optional declared hyper-parameters (shown as sliders).  Built-in
+losses register exactly the way plugins do (:func:`loss`), so the engine, the CLI (``--loss``) and
+the GUI treat them alike.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+import torch
+
+if TYPE_CHECKING:
+    from ..scene.params import ParameterSet
+
+
+class LossError(ValueError):
+    """An unknown loss name or bad loss declaration; the message says which and what to do."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared hyper-parameter of a loss: default value and slider range.
+
+    Example: ``Param(2.0, min=1.0, max=4.0)``.
+    """
+
+    default: float
+    min: float = 0.0
+    max: float = 1.0
+    step: float | None = None
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.min <= self.default <= self.max:
+            raise LossError(f"Param default {self.default} must lie between min {self.min} and max {self.max}.")
+
+
+@dataclass(frozen=True)
+class LossDef:
+    """A registered loss.
+
+    Attributes:
+        name: registry key (also the CLI/TOML name).
+        fn: ``fn(render, target, ctx) -> scalar tensor``.
+        weight: default weight in the total loss.
+        description: one line shown as a tooltip.
+        params: declared hyper-parameters by name.
+        source: file (or module) it came from and ``line`` where it is defined, for error messages.
+        builtin: shipped with the studio.
+    """
+
+    name: str
+    fn: Callable[..., torch.Tensor]
+    weight: float = 1.0
+    description: str = ""
+    params: dict[str, Param] = field(default_factory=dict)
+    source: str = ""
+    line: int = 0
+    builtin: bool = False
+
+    def default_params(self) -> dict[str, float]:
+        return {k: p.default for k, p in self.params.items()}
+
+
+@dataclass
+class LossContext:
+    """What a loss may use besides the two images.
+
+    Attributes:
+        params: this loss's own hyper-parameter values by name (its declared ``Param``s).
+        mask: [B,H,W,1] target coverage (1 inside the object; all ones when unknown).
+        render_alpha: [B,H,W,1] antialiased coverage of the render (differentiable).
+        parameters: the scene's ParameterSet (e.g. ``ctx.parameters["cube.vertices"].value``).
+        scene: the Scene being fitted (meshes, topology, camera rig).
+        gbuffer: the render's G-buffer (normals, depth, ids).
+        iteration: optimisation step, from 0.
+        device: torch device of the tensors.
+    """
+
+    params: dict[str, float]
+    mask: torch.Tensor
+    render_alpha: torch.Tensor
+    parameters: "ParameterSet"
+    scene: Any
+    gbuffer: Any
+    iteration: int
+    device: torch.device
+
+    def meshes(self) -> list[tuple[torch.Tensor, Any]]:
+        """(vertex positions [V,3], MeshTopology) of every object whose vertices are optimised."""
+        fitted = getattr(self.scene, "fitted_meshes", None)
+        return fitted() if fitted is not None else []
+
+
+class LossRegistry:
+    """Name -> :class:`LossDef`.  Registering an existing name replaces it (hot reload)."""
+
+    def __init__(self) -> None:
+        self._defs: dict[str, LossDef] = {}
+
+    def register(self, d: LossDef) -> LossDef:
+        self._defs[d.name] = d
+        return d
+
+    def unregister(self, name: str) -> None:
+        self._defs.pop(name, None)
+
+    def get(self, name: str) -> LossDef:
+        try:
+            return self._defs[name]
+        except KeyError:
+            raise LossError(f"unknown loss {name!r}; available losses are {', '.join(sorted(self._defs))}.") from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._defs
+
+    def names(self) -> list[str]:
+        return sorted(self._defs)
+
+    def all(self) -> list[LossDef]:
+        return [self._defs[n] for n in self.names()]
+
+
+REGISTRY = LossRegistry()
+
+
+def loss(name: str | None = None, weight: float = 1.0, description: str = "",
+         params: dict[str, Param] | None = None, *, builtin: bool = False,
+         registry: LossRegistry | None = None) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
+    """Decorator registering ``fn(render, target, ctx) -> scalar tensor`` as a loss.
+
+    Args:
+        name: registry name (default: the function's name).
+        weight: default weight.
+        description: one line for tooltips and ``studio losses``.
+        params: declared hyper-parameters, available as ``ctx.params[name]``.
+    """
+    def deco(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        try:
+            source, line = inspect.getsourcefile(fn) or "", inspect.getsourcelines(fn)[1]
+        except (OSError, TypeError):
+            source, line = getattr(fn, "__module__", ""), 0
+        doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
+        (registry or REGISTRY).register(LossDef(name or fn.__name__, fn, float(weight), doc, dict(params or {}),
+                                                source, line, builtin))
+        return fn
+    return deco
+
+
+# ---------------------------------------------------------------------- built-in image losses
+
+
+@loss("l2", description="Mean squared error of the linear RGB images", builtin=True)
+def l2_loss(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> torch.Tensor:
+    return (render[..., :3] - target[..., :3]).square().mean()
+
+
+@loss("l1", description="Mean absolute error of the linear RGB images", builtin=True)
+def l1_loss(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> torch.Tensor:
+    return (render[..., :3] - target[..., :3]).abs().mean()
+
+
+@loss("huber", description="Huber (smooth L1) error: quadratic near zero, linear for outliers", builtin=True,
+      params={"delta": Param(0.1, min=0.01, max=1.0, description="where quadratic turns linear")})
+def huber_loss(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> torch.Tensor:
+    return torch.nn.functional.huber_loss(render[..., :3], target[..., :3], delta=ctx.params["delta"])
+
+
+@loss("mask_iou", description="1 - soft IoU of the rendered coverage and the target mask (silhouettes)", builtin=True)
+def mask_iou_loss(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> torch.Tensor:
+    a, m = ctx.render_alpha, ctx.mask
+    inter = (a * m).sum((1, 2, 3))
+    union = (a + m - a * m).sum((1, 2, 3)).clamp(min=1e-6)
+    return (1 - inter / union).mean()
+
+
+# ---------------------------------------------------------------------- built-in regularisers
+
+
+def _sum_over_meshes(ctx: LossContext, term: Callable[[torch.Tensor, Any], torch.Tensor]) -> torch.Tensor:
+    meshes = ctx.meshes()
+    if not meshes:
+        return torch.zeros((), device=ctx.device)
+    return sum(term(v, topo) for v, topo in meshes)
+
+
+@loss("laplacian", weight=1.0, builtin=True,
+      description="Uniform Laplacian smoothness of the optimised meshes (keeps vertices near their neighbours' mean)")
+def laplacian_reg(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> torch.Tensor:
+    from ..scene.mesh import laplacian_smoothness
+
+    return _sum_over_meshes(ctx, lambda v, topo: laplacian_smoothness(v, topo))
+
+
+@loss("edge_length", weight=1.0, builtin=True,
+      description="Spread of the optimised meshes' edge lengths (keeps triangles evenly sized)")
+def edge_length_reg(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> torch.Tensor:
+    from ..scene.mesh import edge_length_loss
+
+    return _sum_over_meshes(ctx, lambda v, topo: edge_length_loss(v, topo.edges))
+
+
+@loss("normal_consistency", weight=1.0, builtin=True,
+      description="1 - cos between normals of adjacent faces of the optimised meshes (discourages folds)")
+def normal_consistency_reg(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> torch.Tensor:
+    from ..scene.mesh import normal_consistency
+
+    return _sum_over_meshes(ctx, lambda v, topo: normal_consistency(v, topo))

@@ -1,0 +1,116 @@
+"""A workspace: one scene, its targets and an engine, built from a scene file and options.
+
+The CLI and the GUI are thin front ends over this, so every option means the same in both.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .images import ImageError, read_image, resize, srgb_to_linear
+from .optim.engine import Engine, EngineConfig, Targets
+from .render import get_backend
+from .scenarios import load_spec
+from .scene.spec import SceneError, SceneSpec
+
+log = logging.getLogger("studio")
+
+
+@dataclass
+class Options:
+    """Everything a front end can choose about a run (None = the scene file's value)."""
+
+    scene: str = "joint"
+    backend: str = "auto"
+    device: str | None = None
+    resolution: int | None = None
+    steps: int | None = None
+    seed: int | None = None
+    target: str | None = None
+    mask: str | None = None
+    losses: list[tuple[str, float]] | None = None
+    render_options: dict[str, Any] = field(default_factory=dict)
+    restarts: int | None = None
+
+
+def apply_overrides(spec: SceneSpec, opts: Options) -> SceneSpec:
+    """Fold command-line overrides into the spec (in place) and return it."""
+    if opts.resolution is not None:
+        if not 8 <= opts.resolution <= 4096:
+            raise SceneError(f"--res must be between 8 and 4096 pixels, got {opts.resolution}.")
+        spec.resolution = (opts.resolution, opts.resolution)
+    if opts.steps is not None:
+        if opts.steps < 0:
+            raise SceneError(f"--steps must be 0 or more, got {opts.steps}.")
+        spec.steps = opts.steps
+    if opts.seed is not None:
+        spec.seed = opts.seed
+    if opts.restarts is not None:
+        spec.restarts = max(0, opts.restarts)
+    return spec
+
+
+def build_scene(spec: SceneSpec, backend_name: str = "auto", device: str | None = None, **render_options: Any):
+    """The right Scene class for the spec's kind, on the chosen backend."""
+    backend = get_backend(backend_name, device)
+    if spec.kind == "sdf":
+        from .scene.sdf_scene import SdfScene
+
+        return SdfScene(spec, backend, **render_options)
+    from .scene.scene import Scene
+
+    return Scene(spec, backend, **render_options)
+
+
+def load_targets(scene: Any, image: str | Path | None = None, mask: str | Path | None = None) -> tuple[Targets, str | None]:
+    """Targets: the ground-truth renders of the scene, or a photograph (and optional mask) for view 0.
+
+    Returns the targets and a note for the user (e.g. that the photo was resized), or None.
+
+    Raises:
+        ImageError: unreadable image, or a mask whose size differs from the image's.
+    """
+    if image is None:
+        gt = scene.render_targets()
+        return Targets(gt.rgb.detach(), gt.alpha.detach()), None
+    h, w = scene.resolution
+    raw = read_image(image)
+    note = None
+    rgb = torch.from_numpy(srgb_to_linear(raw[..., :3] if raw.shape[-1] >= 3 else raw[..., :1].repeat(3, -1)))
+    alpha = torch.from_numpy(raw[..., 3:4]) if raw.shape[-1] == 4 else None
+    if mask is not None:
+        m = read_image(mask)
+        if m.shape[:2] != raw.shape[:2]:
+            raise ImageError(f"mask {mask} is {m.shape[1]}x{m.shape[0]} but the target image {image} is "
+                             f"{raw.shape[1]}x{raw.shape[0]}; give a mask of the same size.")
+        alpha = torch.from_numpy(m[..., :1] if m.shape[-1] != 4 else m[..., 3:4])
+    if raw.shape[:2] != (h, w):
+        note = f"target image {image} is {raw.shape[1]}x{raw.shape[0]}; resized to the render resolution {w}x{h}."
+        rgb = resize(rgb, (h, w))
+        alpha = resize(alpha, (h, w)) if alpha is not None else None
+    if alpha is None:
+        alpha = torch.ones(h, w, 1)
+    dev = scene.device
+    n = scene.num_views
+    if n != 1:
+        log.info("a target photograph fits view 0 only; the scene's other %d views are dropped", n - 1)
+        scene.view_offsets = scene.view_offsets[:1]
+    return Targets(rgb.unsqueeze(0).to(dev), alpha.unsqueeze(0).to(dev)), note
+
+
+def build_engine(opts: Options) -> tuple[Any, Engine, list[str]]:
+    """Scene + targets + engine for ``opts``; returns notes worth telling the user."""
+    spec = apply_overrides(load_spec(opts.scene), opts)
+    scene = build_scene(spec, opts.backend, opts.device, **opts.render_options)
+    targets, note = load_targets(scene, opts.target, opts.mask)
+    losses = [(n, w, {}) for n, w in opts.losses] if opts.losses else [(l.name, l.weight, l.params) for l in spec.losses]
+    config = EngineConfig(steps=spec.steps, views_per_step=spec.views_per_step, seed=spec.seed,
+                          group_lr=spec.group_lr, restarts=spec.restarts, lr_decay=spec.lr_decay)
+    torch.manual_seed(spec.seed)
+    engine = Engine(scene, targets, losses, config)
+    return scene, engine, [note] if note else []
