@@ -13,6 +13,7 @@ import math
 import queue
 import threading
 import time
+import traceback
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -20,12 +21,15 @@ import numpy as np
 import torch
 
 from ..scene.params import GROUPS, GroupError, ParameterError
-from .losses import REGISTRY, LossContext, LossDef, LossError
+from .losses import REGISTRY, LossContext, LossDef, LossError, LossFailure, call_loss
 
 log = logging.getLogger("studio.engine")
 
 #: Consecutive failed (NaN/Inf) steps after which the engine pauses instead of spinning.
 MAX_BAD_STEPS = 5
+#: Render options a front end may change between steps (see Scene.options).
+RENDER_OPTIONS = ("antialias", "filter_mode", "soft_sigma", "sdf_alpha")
+_MAX_EVENTS = 200
 _PUBLISH_HZ = 30.0
 _PUBLISH_BUDGET = 0.10  # fraction of worker time that publishing may take
 
@@ -90,6 +94,8 @@ class Snapshot:
     skipped_steps: int = 0
     finished: bool = False
     stamp: int = 0  # increases with every publish
+    losses: tuple[tuple[str, float, bool, tuple[tuple[str, float], ...]], ...] = ()  # (name, weight, enabled, params)
+    events: tuple[str, ...] = ()  # recent messages with details (tracebacks), oldest first
 
 
 @dataclass
@@ -143,6 +149,7 @@ class Engine:
         self._stopped = False
         self.display_view = 0
         self._message: str | None = None
+        self._events: list[str] = []
         self._stamp = 0
         self._reset_state()
 
@@ -237,6 +244,32 @@ class Engine:
     def set_loss_weight(self, name: str, weight: float) -> None:
         self._send("loss_weight", (name, float(weight)))
 
+    def set_loss_enabled(self, name: str, enabled: bool) -> None:
+        """Use a loss or leave it out (re-enabling a plugin that was disabled after a failure)."""
+        self._send("loss_enabled", (name, bool(enabled)))
+
+    def set_loss_param(self, name: str, key: str, value: float) -> None:
+        """Set one declared hyper-parameter of a loss in use."""
+        self._send("loss_param", (name, key, float(value)))
+
+    def set_losses(self, losses: Sequence[tuple[str, float, Mapping[str, float]]]) -> None:
+        """Replace the losses in use with (name, weight, params) triples."""
+        self._send("losses", [tuple(x) for x in losses])
+
+    def rebind_losses(self) -> None:
+        """Look every loss in use up in the registry again (after plugins were reloaded), keeping
+        weights and the values of parameters that still exist; losses that vanished are dropped."""
+        self._send("rebind")
+
+    def reload_losses(self, reloader: Callable[[], Sequence[str]]) -> None:
+        """Run ``reloader()`` on the worker between steps (it re-imports plugin files and returns
+        one message per problem), then :meth:`rebind_losses`.  The run and its state are kept."""
+        self._send("reload", reloader)
+
+    def set_option(self, key: str, value: object) -> None:
+        """Change a render option (``RENDER_OPTIONS``) or ``restarts``; the render follows."""
+        self._send("option", (key, value))
+
     def set_view(self, view: int) -> None:
         """Which camera view the snapshots show."""
         self._send("view", int(view))
@@ -286,20 +319,17 @@ class Engine:
         publish_cost = 0.0
         while True:
             busy = self._running or self._pending_steps > 0
+            force = False
             try:
-                kind, arg = self._commands.get(block=not busy, timeout=None if not busy else 0)
-                force = self._apply(kind, arg)
-                if self._stopped:
-                    break
-                while True:  # drain everything queued before the next step
-                    kind, arg = self._commands.get_nowait()
-                    force = self._apply(kind, arg) or force
+                # Idle: sleep until a command arrives.  Busy: take what is queued, then step.
+                item = self._commands.get(block=not busy)
+                while True:
+                    force = self._apply(*item) or force
                     if self._stopped:
                         break
-                if self._stopped:
-                    break
+                    item = self._commands.get_nowait()
             except queue.Empty:
-                force = False
+                pass
             if self._stopped:
                 break
             if force and not (self._running or self._pending_steps > 0):
@@ -316,10 +346,10 @@ class Engine:
             try:
                 self._one_step()
             except Exception as exc:  # noqa: BLE001 - a failing step must not kill the session
-                log.exception("optimisation step failed")
                 self._running = False
                 self._pending_steps = 0
-                self._message = f"step {self.step_count + 1} failed: {exc.__class__.__name__}: {exc}"
+                self._event(f"step {self.step_count + 1} failed and the run was paused: {exc.__class__.__name__}: {exc}",
+                            traceback.format_exc())
                 force = True
             if self._pending_steps > 0:
                 self._pending_steps -= 1
@@ -382,6 +412,53 @@ class Engine:
                     raise LossError(f"loss {name!r} is not in use; in use: {', '.join(t.name for t in self.terms)}.")
                 t = self.terms[idx[0]]
                 self.terms[idx[0]] = LossTerm(t.definition, w, t.params, t.enabled)
+            elif kind in ("loss_enabled", "loss_param"):
+                name = arg[0]
+                idx = [i for i, t in enumerate(self.terms) if t.name == name]
+                if not idx:
+                    raise LossError(f"loss {name!r} is not in use; in use: {', '.join(t.name for t in self.terms)}.")
+                t = self.terms[idx[0]]
+                if kind == "loss_enabled":
+                    self.terms[idx[0]] = LossTerm(t.definition, t.weight, t.params, arg[1])
+                else:
+                    key, value = arg[1], arg[2]
+                    if key not in t.definition.params:
+                        raise LossError(f"loss {name!r} has no parameter {key!r}; its parameters are "
+                                        f"{', '.join(t.definition.params) or 'none'}.")
+                    spec = t.definition.params[key]
+                    self.terms[idx[0]] = LossTerm(t.definition, t.weight, {**t.params, key: min(max(value, spec.min), spec.max)},
+                                                  t.enabled)
+                return True
+            elif kind == "losses":
+                terms = [self._make_term(n, w, p) for n, w, p in arg]
+                if not terms:
+                    raise LossError("at least one loss is needed.")
+                self.terms = terms
+                return True
+            elif kind in ("rebind", "reload"):
+                if kind == "reload":
+                    for problem in arg():
+                        self._event(problem)
+                kept = []
+                for t in self.terms:
+                    if t.name not in REGISTRY:
+                        self._event(f"loss {t.name!r} is no longer registered and was removed.")
+                        continue
+                    d = REGISTRY.get(t.name)
+                    params = {k: t.params.get(k, p.default) for k, p in d.params.items()}
+                    kept.append(LossTerm(d, t.weight, params, True))
+                self.terms = kept
+                return True
+            elif kind == "option":
+                key, value = arg
+                if key == "restarts":
+                    self.config.restarts = max(0, int(value))
+                    self._searched = self.config.restarts <= 0 or self.step_count > 0
+                elif key in RENDER_OPTIONS:
+                    self.scene.options[key] = value
+                else:
+                    raise EngineError(f"unknown option {key!r}; options are {', '.join(RENDER_OPTIONS)}, restarts.")
+                return True
             elif kind == "view":
                 if not 0 <= arg < self.scene.num_views:
                     raise ParameterError(f"view must be between 0 and {self.scene.num_views - 1}, got {arg}.")
@@ -393,7 +470,7 @@ class Engine:
             else:
                 raise EngineError(f"unknown command {kind!r}.")
         except (ValueError, EngineError, KeyError) as exc:
-            self._message = str(exc)
+            self._event(str(exc))
             return True
         return False
 
@@ -407,18 +484,36 @@ class Engine:
         return sorted(torch.randperm(n, generator=self._gen)[:k].tolist())
 
     def _loss(self, out: Any, target: torch.Tensor, views: list[int]) -> tuple[torch.Tensor, dict[str, float]]:
+        """Weighted sum of the enabled losses.  A loss that raises or returns something unusable
+        is disabled (one sentence in the status, traceback in the events) and the rest go on."""
         render = torch.cat([out.rgb, out.alpha], -1)
         ctx_base = dict(mask=target[..., 3:], render_alpha=out.alpha, parameters=self.params, scene=self.scene,
                         gbuffer=out.gbuffer, iteration=self.step_count, device=render.device)
+        needs_grad = torch.is_grad_enabled() and any(p.value.requires_grad for p in self.params.trainable())
         total = torch.zeros((), device=render.device)
         values: dict[str, float] = {}
-        for t in self.terms:
+        for i, t in enumerate(self.terms):
             if not t.enabled or t.weight == 0.0:
                 continue
-            value = t.definition.fn(render, target, LossContext(params=dict(t.params), **ctx_base))
+            try:
+                value = call_loss(t.definition, render, target, LossContext(params=dict(t.params), **ctx_base),
+                                  needs_grad)
+            except LossFailure as exc:
+                self.terms[i] = LossTerm(t.definition, t.weight, t.params, False)
+                others = [u.name for u in self.terms if u.enabled]
+                rest = f"; the run continues with {', '.join(others)}" if others else "; no loss is left enabled"
+                self._event(f"{exc} and was disabled{rest}.", exc.details)
+                continue
             total = total + t.weight * value
             values[t.name] = float(value.detach())
         return total, values
+
+    def _event(self, message: str, details: str = "") -> None:
+        """Status message for the user (one sentence) plus a log entry with details."""
+        self._message = message
+        log.warning(message + ("\n" + details if details else ""))
+        self._events.append(message + ("\n" + details.rstrip() if details else ""))
+        del self._events[:-_MAX_EVENTS]
 
     def _one_step(self) -> None:
         if not self._searched:
@@ -441,13 +536,13 @@ class Engine:
             self._bad_steps += 1
             self.skipped_steps += 1
             what = "loss" if not math.isfinite(float(total.detach())) else "gradient"
-            self._message = (f"step {self.step_count}: the {what} was NaN or Inf, so the step was skipped and the "
-                             f"last good parameters were kept.")
+            self._event(f"step {self.step_count}: the {what} was NaN or Inf, so the step was skipped and the "
+                        f"last good parameters were kept.")
             if self._bad_steps >= MAX_BAD_STEPS:
                 self._running = False
                 self._pending_steps = 0
-                self._message = (f"paused after {MAX_BAD_STEPS} steps in a row with NaN/Inf values; lower the learning "
-                                 f"rate, check the losses, or Reset.")
+                self._event(f"paused after {MAX_BAD_STEPS} steps in a row with NaN/Inf values; lower the learning "
+                            f"rate, check the losses, or Reset.")
             return
         self._bad_steps = 0
         if self._optimizer is not None and trainable:
@@ -503,7 +598,7 @@ class Engine:
             for p, v in zip(rots, best_values):
                 p.value.copy_(v)
                 self._good[p.name].copy_(v)
-        self._message = f"random search: kept the best of {self.config.restarts} random orientations (loss {best:.4g})."
+        self._event(f"random search: kept the best of {self.config.restarts} random orientations (loss {best:.4g}).")
 
     def _record(self, loss: float, terms: dict[str, float]) -> None:
         """Append this step to the curves.  Group errors are evaluated every k steps, with k
@@ -538,8 +633,8 @@ class Engine:
         v = self.display_view
         with torch.no_grad():
             out = self.scene.render([v])
-        render = out.rgb[0].clamp(0, 1).float().cpu().numpy()
-        target = self.targets.rgb[v].clamp(0, 1).float().cpu().numpy()
+        render = self._frozen(out.rgb[0].clamp(0, 1).float().cpu().numpy())
+        target = self._frozen(self.targets.rgb[v].clamp(0, 1).float().cpu().numpy())
         recent = self._step_times[-20:]
         ms = 1000.0 * float(np.median(recent)) if recent else 0.0
         self._stamp += 1
@@ -549,20 +644,27 @@ class Engine:
             view=v,
             render=render,
             target=target,
-            diff=np.abs(render - target).mean(-1),
-            alpha=out.alpha[0, ..., 0].float().cpu().numpy(),
-            params=self.params.numpy_values(),
+            diff=self._frozen(np.abs(render - target).mean(-1)),
+            alpha=self._frozen(out.alpha[0, ..., 0].float().cpu().numpy()),
+            params={k: self._frozen(v) for k, v in self.params.numpy_values().items()},
             loss=self._last_loss,
             loss_terms=dict(self._last_terms),
             group_errors=self.params.group_errors(),
-            history={k: np.asarray(vals, dtype=np.float64) for k, vals in self._history.items()},
+            history={k: self._frozen(np.asarray(vals, dtype=np.float64)) for k, vals in self._history.items()},
             ms_per_step=ms,
             it_per_s=1000.0 / ms if ms > 0 else 0.0,
             message=self._message,
             skipped_steps=self.skipped_steps,
             finished=finished,
             stamp=self._stamp,
+            losses=tuple((t.name, t.weight, t.enabled, tuple(t.params.items())) for t in self.terms),
+            events=tuple(self._events),
         )
         with self._new_snapshot:
             self._slot = snap
             self._new_snapshot.notify_all()
+
+    @staticmethod
+    def _frozen(a: np.ndarray) -> np.ndarray:
+        a.flags.writeable = False
+        return a

@@ -9,7 +9,9 @@ the GUI treat them alike.
 from __future__ import annotations
 
 import inspect
+import traceback
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 import torch
@@ -150,6 +152,53 @@ def loss(name: str | None = None, weight: float = 1.0, description: str = "",
                                                 source, line, builtin))
         return fn
     return deco
+
+
+class LossFailure(RuntimeError):
+    """A loss misbehaved during a step.  ``str(exc)`` is one sentence naming the loss, its file and
+    line, and what went wrong; ``details`` holds the traceback (for a log panel)."""
+
+    def __init__(self, message: str, details: str = ""):
+        super().__init__(message)
+        self.details = details
+
+
+def _where(d: LossDef, tb: traceback.StackSummary | None = None) -> str:
+    """"file:line" of the failing line inside the loss's own file, else of its definition."""
+    if tb is not None and d.source:
+        own = [f for f in tb if Path(f.filename).resolve() == Path(d.source).resolve()]
+        if own:
+            return f"{Path(own[-1].filename).name}:{own[-1].lineno}"
+    return f"{Path(d.source).name}:{d.line}" if d.source else d.name
+
+
+def call_loss(d: LossDef, render: torch.Tensor, target: torch.Tensor, ctx: LossContext,
+              needs_grad: bool) -> torch.Tensor:
+    """Evaluate a loss and check what it returned.
+
+    Raises:
+        LossFailure: it raised, or returned something other than a finite scalar tensor, or (when
+            ``needs_grad``) a tensor with no gradient path to the parameters.
+    """
+    kind = "built-in loss" if d.builtin else "loss plugin"
+    try:
+        value = d.fn(render, target, ctx)
+    except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; the run must go on
+        tb = traceback.extract_tb(exc.__traceback__)
+        raise LossFailure(f"{kind} {d.name!r} ({_where(d, tb)}) raised {exc.__class__.__name__}: {exc}",
+                          traceback.format_exc()) from None
+    problem = None
+    if not isinstance(value, torch.Tensor):
+        problem = f"returned {type(value).__name__}, not a tensor"
+    elif value.numel() != 1:
+        problem = f"returned a tensor of shape {list(value.shape)}, not a scalar"
+    elif not bool(torch.isfinite(value.detach()).all()):
+        problem = "returned NaN or Inf"
+    elif needs_grad and not value.requires_grad:
+        problem = "returned a tensor with no gradient path to the parameters (was it detached or built with numpy?)"
+    if problem:
+        raise LossFailure(f"{kind} {d.name!r} ({_where(d)}) {problem}")
+    return value.reshape(())
 
 
 # ---------------------------------------------------------------------- built-in image losses
