@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -57,12 +57,17 @@ class Targets:
 
 @dataclass(frozen=True)
 class LossTerm:
-    """A loss in use: its definition, weight and hyper-parameter values."""
+    """A loss in use: its definition, weight and hyper-parameter values.
+
+    ``failed`` marks a term the engine switched off because the loss misbehaved (rather than the
+    user): reloading its plugin switches it back on, while a loss the user switched off stays off.
+    """
 
     definition: LossDef
     weight: float
     params: dict[str, float]
     enabled: bool = True
+    failed: bool = False
 
     @property
     def name(self) -> str:
@@ -162,6 +167,8 @@ class Engine:
             if k not in d.params:
                 known = ", ".join(d.params) or "none"
                 raise LossError(f"loss {name!r} has no parameter {k!r}; its parameters are {known}.")
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise LossError(f"parameter {k!r} of loss {name!r} must be a finite number, got {v!r}.")
             values[k] = float(v)
         return LossTerm(d, float(weight), values)
 
@@ -410,8 +417,7 @@ class Engine:
                 idx = [i for i, t in enumerate(self.terms) if t.name == name]
                 if not idx:
                     raise LossError(f"loss {name!r} is not in use; in use: {', '.join(t.name for t in self.terms)}.")
-                t = self.terms[idx[0]]
-                self.terms[idx[0]] = LossTerm(t.definition, w, t.params, t.enabled)
+                self.terms[idx[0]] = replace(self.terms[idx[0]], weight=w)
             elif kind in ("loss_enabled", "loss_param"):
                 name = arg[0]
                 idx = [i for i, t in enumerate(self.terms) if t.name == name]
@@ -419,15 +425,14 @@ class Engine:
                     raise LossError(f"loss {name!r} is not in use; in use: {', '.join(t.name for t in self.terms)}.")
                 t = self.terms[idx[0]]
                 if kind == "loss_enabled":
-                    self.terms[idx[0]] = LossTerm(t.definition, t.weight, t.params, arg[1])
+                    self.terms[idx[0]] = replace(t, enabled=arg[1], failed=False)
                 else:
                     key, value = arg[1], arg[2]
                     if key not in t.definition.params:
                         raise LossError(f"loss {name!r} has no parameter {key!r}; its parameters are "
                                         f"{', '.join(t.definition.params) or 'none'}.")
                     spec = t.definition.params[key]
-                    self.terms[idx[0]] = LossTerm(t.definition, t.weight, {**t.params, key: min(max(value, spec.min), spec.max)},
-                                                  t.enabled)
+                    self.terms[idx[0]] = replace(t, params={**t.params, key: min(max(value, spec.min), spec.max)})
                 return True
             elif kind == "losses":
                 terms = [self._make_term(n, w, p) for n, w, p in arg]
@@ -437,8 +442,9 @@ class Engine:
                 return True
             elif kind in ("rebind", "reload"):
                 if kind == "reload":
+                    # A problem may carry a traceback in ``details`` (see studio.optim.plugins).
                     for problem in arg():
-                        self._event(problem)
+                        self._event(str(problem), getattr(problem, "details", ""))
                 kept = []
                 for t in self.terms:
                     if t.name not in REGISTRY:
@@ -446,7 +452,8 @@ class Engine:
                         continue
                     d = REGISTRY.get(t.name)
                     params = {k: t.params.get(k, p.default) for k, p in d.params.items()}
-                    kept.append(LossTerm(d, t.weight, params, True))
+                    retry = t.failed and d is not t.definition  # its plugin was re-imported: try again
+                    kept.append(LossTerm(d, t.weight, params, t.enabled or retry, t.failed and not retry))
                 self.terms = kept
                 return True
             elif kind == "option":
@@ -499,7 +506,7 @@ class Engine:
                 value = call_loss(t.definition, render, target, LossContext(params=dict(t.params), **ctx_base),
                                   needs_grad)
             except LossFailure as exc:
-                self.terms[i] = LossTerm(t.definition, t.weight, t.params, False)
+                self.terms[i] = replace(t, enabled=False, failed=True)
                 others = [u.name for u in self.terms if u.enabled]
                 rest = f"; the run continues with {', '.join(others)}" if others else "; no loss is left enabled"
                 self._event(f"{exc} and was disabled{rest}.", exc.details)
@@ -521,6 +528,9 @@ class Engine:
         t0 = time.perf_counter()
         views = self._sample_views()
         target = self.targets.rgba(views)
+        before_step = getattr(self.scene, "before_step", None)
+        if before_step is not None:  # e.g. the SDF scene anneals its silhouette sharpness
+            before_step(self.step_count, self.config.steps)
         out = self.scene.render(views)
         total, terms = self._loss(out, target, views)
         trainable = [p for p in self.params.trainable() if self.group_enabled[p.group]]

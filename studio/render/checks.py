@@ -114,4 +114,4 @@ def check_rast(
 ) -> torch.Tensor:
     """Validate a [B,H,W,4] rasterizer output (``rast`` or ``rast_db``)."""
     return check_tensor(name, rast, dtype=float_dtypes, ndims=(4,), last=4, device=device,
-                        expected=f"[B,H,W,4] output of rasterize")
+                        expected="[B,H,W,4] output of rasterize")

@@ -1,58 +1,30 @@
-"""A renderable scene: objects, camera rig, lights and material, all read from one ParameterSet.
+"""Mesh scenes: triangle-mesh objects rasterized into a G-buffer.
 
 ``Scene(spec, backend).render(views)`` turns the current parameter values into images; the same
-call with ``values=params.ground_truth_values()`` renders the targets of a synthetic scenario.
-Images are [B,H,W,3] linear RGB composited over the background, top row first, with an
-antialiased alpha [B,H,W,1].
+call with ``target=True`` renders the ground truth of a synthetic scenario.  Images are [B,H,W,3]
+linear RGB composited over the background, top row first, with an antialiased alpha [B,H,W,1].
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import torch
 
-from ..render.backend import Backend
 from ..render.gbuffer import GBuffer
 from ..render.raster_pass import raster_gbuffer
-from ..render.shading import Lights, shade
 from .assets import resolve_mesh, resolve_texture
-from .camera import look_at, orbit_eye, perspective, quaternion_to_matrix, rotation_angle_deg, to_clip
+from .base import RenderOutput, SceneBase
+from .camera import quaternion_to_matrix, to_clip
 from .mesh import Mesh, MeshTopology, vertex_normals
-from .params import GroupError, Parameter, ParameterError, ParameterSet
+from .params import GroupError, Parameter
+from .spec import FreeParamSpec, SceneError
 from .surface_distance import surface_chamfer
-from .spec import SceneError, SceneSpec
 
-log = logging.getLogger("studio.scene")
-
-# Elevations of +-90 degrees make the look-at frame degenerate.
-_MAX_ELEVATION = 85.0
 # Rounds of neighbour averaging that turn per-vertex noise into dents a few rings wide.
 _DENT_SMOOTHING = 12
-
-
-@dataclass(frozen=True)
-class RenderOutput:
-    """What a render returns.
-
-    Attributes:
-        rgb: [B,H,W,3] linear RGB over the background, top row first, antialiased.
-        alpha: [B,H,W,1] antialiased coverage.
-        gbuffer: the renderer's G-buffer (for render modes, masks, exports).
-        shaded: [B,H,W,3] shaded colour before compositing and antialiasing.
-    """
-
-    rgb: torch.Tensor
-    alpha: torch.Tensor
-    gbuffer: GBuffer
-    shaded: torch.Tensor
-
-    @property
-    def rgba(self) -> torch.Tensor:
-        return torch.cat([self.rgb, self.alpha], -1)
 
 
 @dataclass
@@ -67,53 +39,33 @@ class _Object:
     face_offset: int = 0
 
 
-def fibonacci_views(n: int, elevation_range: float = 60.0) -> list[tuple[float, float]]:
-    """``n`` (azimuth, elevation) offsets in degrees spread evenly around the object."""
-    views = []
-    golden = math.pi * (3.0 - math.sqrt(5.0))
-    for i in range(n):
-        y = 1.0 - (i + 0.5) / n * 2.0
-        el = math.degrees(math.asin(y)) * elevation_range / 90.0
-        views.append((math.degrees(i * golden) % 360.0, el))
-    return views
-
-
-class Scene:
-    """Build parameters from a :class:`SceneSpec` and render them with a backend.
+class Scene(SceneBase):
+    """A scene of triangle-mesh objects (``kind = "mesh"``), rendered by rasterization.
 
     Args:
         spec: the parsed scene file.
         backend: rendering backend (its device is the scene's device).
-        options: teaching/visibility switches, e.g. ``antialias`` (bool).
+        options: render switches, see :class:`SceneBase`.
     """
 
-    def __init__(self, spec: SceneSpec, backend: Backend, **options: object):
+    def __init__(self, spec, backend, **options: object):
         if spec.kind != "mesh":
-            raise SceneError(f"{spec.source}: Scene renders mesh scenes; use studio.scene.load_scene for {spec.kind!r}.")
-        self.spec = spec
-        self.backend = backend
-        self.device = backend.device
-        self.resolution = spec.resolution
-        self.options = {"antialias": spec.antialias, **options}
-        self.params = ParameterSet()
+            raise SceneError(f"{spec.source}: Scene renders mesh scenes; use studio.workspace.build_scene for {spec.kind!r}.")
         self.objects: list[_Object] = []
-        self.textures: dict[str, torch.Tensor] = {}
-        self._build_objects()
-        self._build_lights()
-        self._build_camera()
-        self._faces = torch.cat([o.mesh.faces + o.vertex_offset for o in self.objects]).to(self.device).int().contiguous()
-        self._tri_object = torch.cat([torch.full((o.mesh.faces.shape[0],), i, dtype=torch.long)
-                                      for i, o in enumerate(self.objects)]).to(self.device)
-        self._topology = backend.construct_topology(self._faces)
-        self._target_faces: torch.Tensor | None = None
-        self._target_topology = None
-        self._built_values = {p.name: p.value.detach().cpu().clone() for p in self.params}
-        self._apply_free_params()
+        self._gt_vertices: dict[str, torch.Tensor] = {}
+        self._vertex_metric: dict[str, str] = {}
+        super().__init__(spec, backend, **options)
 
     # ------------------------------------------------------------------ building
 
-    def _add(self, **kw: object) -> Parameter:
-        return self.params.add(Parameter(**kw))
+    def _build_content(self) -> None:
+        self._build_objects()
+        self._faces = torch.cat([o.mesh.faces + o.vertex_offset for o in self.objects]).to(self.device).int().contiguous()
+        self._tri_object = torch.cat([torch.full((o.mesh.faces.shape[0],), i, dtype=torch.long)
+                                      for i, o in enumerate(self.objects)]).to(self.device)
+        self._topology = self.backend.construct_topology(self._faces)
+        self._target_faces: torch.Tensor | None = None
+        self._target_topology = None
 
     def _build_objects(self) -> None:
         v_off = f_off = 0
@@ -163,97 +115,36 @@ class Scene:
                              f"\"texture:NAME\", got {a!r}.")
         return "constant", value
 
-    def _build_lights(self) -> None:
-        dev = self.device
-        self._add(name="light.ambient", group="lighting", value=torch.tensor(self.spec.ambient, device=dev),
-                  lower=0.0, upper=2.0, unit="rgb", lr=0.01, description="ambient light (linear RGB)")
-        for light in self.spec.lights:
-            d = torch.nn.functional.normalize(torch.tensor(light.direction, dtype=torch.float32), dim=0)
-            self._add(name=f"light.{light.name}.direction", group="lighting", value=d.to(dev), lower=-1.0, upper=1.0,
-                      metric="angle", normalize=True, lr=0.02,
-                      description=f"direction towards light {light.name} (world space)")
-            self._add(name=f"light.{light.name}.color", group="lighting", value=torch.tensor(light.color, device=dev),
-                      lower=0.0, upper=1.0, unit="rgb", lr=0.01, description=f"colour of light {light.name}")
-            self._add(name=f"light.{light.name}.intensity", group="lighting",
-                      value=torch.tensor([float(light.intensity)], device=dev), lower=0.0, upper=10.0,
-                      metric="relative", lr=0.02, description=f"intensity of light {light.name}")
-        if self.spec.sh is not None:
-            sh = resolve_texture(self.spec.sh, self.spec.base_dir) if isinstance(self.spec.sh, str) else torch.tensor(self.spec.sh)
-            if sh.shape != (9, 3):
-                raise SceneError(f"{self.spec.source}: [lights] sh must be 9 rows of [r, g, b], got shape {tuple(sh.shape)}.")
-            self._add(name="light.sh", group="lighting", value=sh.to(dev), lower=-2.0, upper=2.0, unit="rgb",
-                      lr=0.01, description="spherical-harmonics environment light (9 x RGB)")
-        if self.spec.envmap is not None:
-            env = resolve_texture(self.spec.envmap, self.spec.base_dir)
-            if env.dim() != 4 or env.shape[0] != 6:
-                raise SceneError(f"{self.spec.source}: [lights] envmap must be a cube map [6,R,R,3].")
-            self._add(name="light.envmap", group="lighting", value=env.to(dev), lower=0.0, upper=4.0, unit="rgb",
-                      lr=0.01, description="environment cube map seen in reflections")
+    def _configure_free_param(self, p: Parameter, fp: FreeParamSpec) -> bool:
+        if not p.name.endswith(".vertices"):
+            return False
+        o = self._object_of(p)
+        # A mesh fitted to a target mesh has no vertex correspondence (vertices may slide along
+        # the surface), so it is measured by Chamfer distance; otherwise the truth is the scene's
+        # own vertices.  The scene measures meshes (group error), so the parameter reports none.
+        if o.target is None:
+            self._gt_vertices[p.name] = p.value.detach().clone()
+        if fp.metric not in (None, "rmse", "chamfer"):
+            raise SceneError(f"{self.spec.source}: [[param]] {fp.path}: vertices are measured by "
+                             f"\"rmse\" or \"chamfer\", not {fp.metric!r}.")
+        self._vertex_metric[p.name] = fp.metric or ("chamfer" if o.target is not None else "rmse")
+        p.ground_truth = None
+        return True
 
-    def _build_camera(self) -> None:
-        c = self.spec.camera
-        dev = self.device
-        self._add(name="camera.azimuth", group="camera", value=torch.tensor([float(c.azimuth)], device=dev),
-                  lower=-360.0, upper=360.0, unit="deg", lr=1.0, description="orbit azimuth of view 0 (degrees)")
-        self._add(name="camera.elevation", group="camera", value=torch.tensor([float(c.elevation)], device=dev),
-                  lower=-_MAX_ELEVATION, upper=_MAX_ELEVATION, unit="deg", lr=1.0,
-                  description="orbit elevation of view 0 (degrees)")
-        self._add(name="camera.distance", group="camera", value=torch.tensor([float(c.distance)], device=dev),
-                  lower=0.5, upper=20.0, metric="relative", lr=0.02, description="distance to the target (scene units)")
-        self._add(name="camera.fov", group="camera", value=torch.tensor([float(c.fov)], device=dev),
-                  lower=10.0, upper=120.0, unit="deg", lr=0.5, description="vertical field of view (degrees)")
-        self._add(name="camera.target", group="camera", value=torch.tensor(c.target, dtype=torch.float32, device=dev),
-                  lower=-5.0, upper=5.0, unit="units", lr=0.01, description="point the camera looks at")
-        views = c.views
-        if views is None:
-            self.view_offsets = [(0.0, 0.0)]
-        elif isinstance(views, int):
-            self.view_offsets = fibonacci_views(views)
-        else:
-            try:
-                self.view_offsets = [(float(a), float(e)) for a, e in views]
-            except (TypeError, ValueError):
-                raise SceneError(f"{self.spec.source}: [camera] views must be a count or a list of "
-                                 "[azimuth, elevation] offsets in degrees.") from None
-        self.params.derived_metrics["camera"] = self._camera_error
-
-    def _apply_free_params(self) -> None:
-        self._gt_vertices: dict[str, torch.Tensor] = {}
-        self._vertex_metric: dict[str, str] = {}
-        for fp in self.spec.params:
-            try:
-                p = self.params[fp.path]
-            except ParameterError as exc:
-                raise SceneError(f"{self.spec.source}: [[param]] {exc}") from None
-            p.trainable = True
-            if p.name.endswith(".vertices"):
-                o = self._object_of(p)
-                # A mesh fitted to a target mesh has no vertex correspondence (vertices may slide
-                # along the surface), so it is measured by Chamfer distance; otherwise the truth
-                # is the scene's own vertices.  The scene measures meshes (group error), so the
-                # parameter reports no error itself.
-                if o.target is None:
-                    self._gt_vertices[p.name] = p.value.detach().clone()
-                if fp.metric not in (None, "rmse", "chamfer"):
-                    raise SceneError(f"{self.spec.source}: [[param]] {fp.path}: vertices are measured by "
-                                     f"\"rmse\" or \"chamfer\", not {fp.metric!r}.")
-                self._vertex_metric[p.name] = fp.metric or ("chamfer" if o.target is not None else "rmse")
-                p.ground_truth = None
-            else:
-                if p.ground_truth is None:
-                    p.ground_truth = p.value.detach().clone()
-                if fp.metric is not None:
-                    p.metric = fp.metric
-            if fp.lr is not None:
-                p.lr = float(fp.lr)
-            if fp.lower is not None:
-                p.lower = float(fp.lower)
-            if fp.upper is not None:
-                p.upper = float(fp.upper)
+    def _after_free_params(self) -> None:
         if any(self.params[f"{o.name}.vertices"].trainable for o in self.objects):
             self.params.derived_metrics["geometry"] = self._vertex_error
         self._weigh_texels()
-        self.randomize(self.spec.seed)
+
+    def _truth(self, p: Parameter) -> torch.Tensor:
+        if p.name in self._gt_vertices:
+            return self._gt_vertices[p.name].detach().cpu()
+        return super()._truth(p)
+
+    def _perturbed(self, p: Parameter, fp: FreeParamSpec, truth: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+        if fp.along == "normal":
+            return truth + float(fp.perturb) * self._smooth_dents(self._object_of(p), truth, gen)
+        return super()._perturbed(p, fp, truth, gen)
 
     def _weigh_texels(self) -> None:
         """Weight texture errors by how much each texel shows in the target views.
@@ -273,38 +164,6 @@ class Scene:
         for p in textures:
             p.error_weights = probes[p.name].grad.abs().sum(-1, keepdim=True).detach()
 
-    def randomize(self, seed: int) -> None:
-        """Set every free parameter to its starting value: the scene file's ``init`` (a value,
-        "random" within bounds, or "mean"), ``perturb`` noise around the truth (along vertex
-        normals with ``along = "normal"``), or else the scene's own value (e.g. the template mesh
-        that is deformed towards a target mesh); noise is drawn with ``seed``.  The result becomes
-        the initial state that Reset returns to."""
-        gen = torch.Generator().manual_seed(seed)
-        for fp in self.spec.params:
-            p = self.params[fp.path]
-            built = self._built_values[p.name]
-            truth = p.ground_truth if p.ground_truth is not None else self._gt_vertices.get(p.name)
-            truth = built if truth is None else truth.detach().cpu()
-            if fp.init == "random":
-                lo = p.lower if p.lower is not None else -1.0
-                hi = p.upper if p.upper is not None else 1.0
-                start = lo + (hi - lo) * torch.rand(p.value.shape, generator=gen)
-            elif fp.init == "mean":
-                start = truth.reshape(-1, truth.shape[-1]).mean(0).expand(truth.shape).clone()
-            elif fp.init is not None:
-                start = torch.tensor(fp.init, dtype=torch.float32)
-            elif fp.perturb is not None and fp.along == "normal":
-                start = truth + float(fp.perturb) * self._smooth_dents(self._object_of(p), truth, gen)
-            elif fp.perturb is not None:
-                start = truth + float(fp.perturb) * torch.randn(p.value.shape, generator=gen)
-            else:
-                start = built
-            try:
-                p.set(start)
-            except ParameterError as exc:
-                raise SceneError(f"{self.spec.source}: [[param]] {fp.path} init: {exc}") from None
-            p.initial = p.value.detach().clone()
-
     @staticmethod
     def _smooth_dents(o: _Object, vertices: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
         """[V,3] displacements along the vertex normals with unit standard deviation, smooth over a
@@ -321,28 +180,6 @@ class Scene:
         return next((o for o in self.objects if o.name == name), self.objects[0])
 
     # ------------------------------------------------------------------ metrics
-
-    def _view_rotation(self, values: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        eye = orbit_eye(values["camera.azimuth"][0], values["camera.elevation"][0], values["camera.distance"][0],
-                        values["camera.target"])
-        view = look_at(eye, values["camera.target"])
-        return view[:3, :3], eye
-
-    def _camera_error(self) -> GroupError | None:
-        if not any(p.trainable and p.group == "camera" for p in self.params):
-            return None
-        with torch.no_grad():
-            r, eye = self._view_rotation(self.params.values())
-            r_gt, _ = self._view_rotation(self.params.ground_truth_values())
-        return GroupError(float(rotation_angle_deg(r, r_gt)), "deg")
-
-    def camera_translation_error(self) -> float:
-        """Relative camera position error |eye - eye_gt| / |eye_gt - target_gt| of view 0."""
-        with torch.no_grad():
-            _, eye = self._view_rotation(self.params.values())
-            gt = self.params.ground_truth_values()
-            _, eye_gt = self._view_rotation(gt)
-            return float((eye - eye_gt).norm() / (eye_gt - gt["camera.target"]).norm().clamp(min=1e-8))
 
     def _vertex_error(self) -> GroupError | None:
         """Geometry error of the optimised meshes in scene units (RMS over objects): vertex RMSE
@@ -379,26 +216,6 @@ class Scene:
 
     # ------------------------------------------------------------------ rendering
 
-    @property
-    def num_views(self) -> int:
-        return len(self.view_offsets)
-
-    def cameras(self, views: Sequence[int], values: Mapping[str, torch.Tensor]):
-        """(mvp [B,4,4], eye [B,3], forward [B,3]) of the given views, differentiable in the camera."""
-        az, el, dist = values["camera.azimuth"][0], values["camera.elevation"][0], values["camera.distance"][0]
-        target = values["camera.target"]
-        h, w = self.resolution
-        proj = perspective(values["camera.fov"][0], w / h, 0.05, 50.0, device=self.device)
-        mvps, eyes, fwds = [], [], []
-        for v in views:
-            daz, delev = self.view_offsets[v]
-            eye = orbit_eye(az + daz, (el + delev).clamp(-_MAX_ELEVATION, _MAX_ELEVATION), dist, target)
-            view = look_at(eye, target)
-            mvps.append(proj @ view)
-            eyes.append(eye)
-            fwds.append(-view[2, :3])
-        return torch.stack(mvps), torch.stack(eyes), torch.stack(fwds)
-
     def world_geometry(self, values: Mapping[str, torch.Tensor], target: bool = False):
         """World-space vertices [V,3], normals [V,3] and faces [T,3] of all objects."""
         verts, normals, faces = [], [], []
@@ -418,25 +235,9 @@ class Scene:
             offset += v.shape[0]
         return torch.cat(verts), torch.cat(normals), torch.cat(faces).int().contiguous()
 
-    def lights(self, values: Mapping[str, torch.Tensor]) -> Lights:
-        names = [light.name for light in self.spec.lights]
-        if names:
-            dirs = torch.stack([values[f"light.{n}.direction"] for n in names])
-            cols = torch.stack([values[f"light.{n}.color"] * values[f"light.{n}.intensity"] for n in names])
-        else:
-            dirs = torch.zeros(0, 3, device=self.device)
-            cols = torch.zeros(0, 3, device=self.device)
-        return Lights(values["light.ambient"], dirs, cols, values.get("light.sh"), values.get("light.envmap"))
-
     def render(self, views: Sequence[int] | None = None, values: Mapping[str, torch.Tensor] | None = None,
                target: bool = False) -> RenderOutput:
-        """Render views of the scene.
-
-        Args:
-            views: indices into the camera rig (default: all).
-            values: parameter tensors by name (default: the live parameters).
-            target: render the ground-truth scene (ground-truth values and target meshes).
-        """
+        """Render views (see :meth:`SceneBase.render`); ``target`` also swaps in target meshes."""
         if values is None:
             values = self.params.ground_truth_values() if target else self.params.values()
         views = list(range(self.num_views)) if views is None else list(views)
@@ -452,8 +253,7 @@ class Scene:
                             antialias=bool(self.options.get("antialias", True)), topology=topology)
         return self.shade(gb, values)
 
-    def shade(self, gb: GBuffer, values: Mapping[str, torch.Tensor]) -> RenderOutput:
-        """Material, lighting and compositing on a G-buffer (shared by every renderer)."""
+    def material_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):
         albedo = gb.albedo if gb.albedo is not None else torch.zeros_like(gb.position)
         oid = gb.object_id.clamp(min=0)
         for i, o in enumerate(self.objects):
@@ -464,11 +264,7 @@ class Scene:
                 albedo = torch.where((gb.object_id == i).unsqueeze(-1), sampled, albedo)
         spec = torch.stack([values[f"{o.name}.specular"][0] for o in self.objects])[oid].unsqueeze(-1)
         shin = torch.stack([values[f"{o.name}.shininess"][0] for o in self.objects])[oid].unsqueeze(-1)
-        color = shade(gb, albedo, self.lights(values), self.spec.shading, spec, shin, self.backend)
-        bg = torch.tensor(self.spec.background, dtype=color.dtype, device=color.device)
-        composite = torch.cat([color * gb.alpha + bg * (1 - gb.alpha), gb.alpha], -1)
-        out = gb.finish(composite)
-        return RenderOutput(rgb=out[..., :3], alpha=out[..., 3:], gbuffer=gb, shaded=color)
+        return albedo, spec, shin
 
     def _vertex_albedo(self, values: Mapping[str, torch.Tensor], target: bool) -> torch.Tensor:
         cols = []
@@ -506,8 +302,3 @@ class Scene:
             self._target_faces = faces
             self._target_topology = self.backend.construct_topology(faces)
         return self._target_topology
-
-    def render_targets(self) -> RenderOutput:
-        """Ground-truth render of every view in the rig, without gradients."""
-        with torch.no_grad():
-            return self.render(target=True)
