@@ -48,6 +48,9 @@ class SdfScene(SceneBase):
         options: render switches; ``sdf_alpha`` fixes the silhouette sharpness (None anneals it).
     """
 
+    #: The tracer takes autograd.grad of its own SDF (normals), which forward-mode AD cannot follow.
+    forward_ad = False
+
     def __init__(self, spec, backend, **options: object):
         if spec.kind != "sdf":
             raise SceneError(f"{spec.source}: SdfScene renders SDF scenes (kind = \"sdf\").")
