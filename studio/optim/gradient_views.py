@@ -16,6 +16,7 @@ All take a scene (``render(views, values) -> RenderOutput``) and work on one vie
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from typing import Any, Callable, Mapping
 
 import torch
@@ -51,7 +52,9 @@ def derivative_image(scene: Any, name: str, index: int = 0, view: int = 0,
     tangent.view(-1)[index] = 1.0
     if not getattr(scene, "forward_ad", True):
         return _double_vjp(scene, base, name, theta, tangent, view)
-    with fwAD.dual_level():
+    with warnings.catch_warnings(), fwAD.dual_level():
+        # torch's forward-mode decompositions still use torch.jit.script internally.
+        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
         base[name] = fwAD.make_dual(theta, tangent)
         out = scene.render([view], values=base)
         jvp = fwAD.unpack_dual(out.rgb).tangent
