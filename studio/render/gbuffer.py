@@ -34,7 +34,7 @@ class GBuffer:
         uv_da: optional [B,H,W,4] their screen-space derivatives (du/dX, du/dY, dv/dX, dv/dY) per pixel.
         albedo: optional [B,H,W,3] per-vertex colour interpolated by the renderer (linear RGB).
         coverage: optional [B,H,W,1] soft coverage in [0, 1] where the renderer has one (the SDF
-            tracer's silhouette mask); None means ``mask``.
+            tracer's silhouette mask, or soft rasterization's); None means ``mask``.
         shadow: optional [B,H,W,L] visibility in [0, 1] of each directional light (1 = lit), from
             renderers that can trace shadows; None means fully lit.
         occlusion: optional [B,H,W,1] ambient occlusion in [0, 1] (1 = open); None means open.

@@ -3,7 +3,8 @@
 One rasterize and one interpolate per batch (all vertex attributes travel together), a second
 interpolate for UVs when the mesh has a separate UV index buffer, then everything is flipped to
 top-row-first.  The returned ``finish`` applies silhouette antialiasing to a shaded image, which
-is where gradients reach vertex positions at occlusion boundaries.
+is where gradients reach vertex positions at occlusion boundaries.  With ``soft_sigma`` the
+silhouette gradients come from soft rasterization instead (:mod:`studio.render.soft_raster`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import torch
 
 from .backend import Backend
 from .gbuffer import GBuffer
+from .soft_raster import soft_rasterize
 
 
 def _top_first(t: torch.Tensor) -> torch.Tensor:
@@ -34,6 +36,7 @@ def raster_gbuffer(
     tri_object: torch.Tensor | None = None,
     antialias: bool = True,
     topology: object | None = None,
+    soft_sigma: float | None = None,
 ) -> GBuffer:
     """Rasterize and interpolate the surface attributes of a mesh.
 
@@ -52,32 +55,48 @@ def raster_gbuffer(
         tri_object: optional [T] int64 object index of each triangle (default 0).
         antialias: let ``finish`` apply silhouette antialiasing (off only to show what it does).
         topology: optional ``backend.construct_topology(tri)`` result, reused across calls.
+        soft_sigma: when set (σ in squared pixels, > 0; None or 0 = off), soft rasterization
+            replaces antialiasing: ``coverage`` is the soft silhouette; pixels outside the hard
+            coverage carry the surface of their nearest triangle (position, normal, view_dir,
+            albedo, uv and object_id, so materials apply there; mask, depth and tri_id stay hard);
+            ``finish`` is the identity because compositing over the background with ``coverage``
+            is the soft step.
 
     Returns:
         A top-row-first :class:`GBuffer`.
     """
     rast, rast_db = backend.rasterize(pos_clip, tri, resolution, grad_db=uv is not None)
+    soft = None
+    if soft_sigma:
+        soft = soft_rasterize(pos_clip, tri, rast, soft_sigma, rast_db=rast_db if uv is not None else None)
+    surface = rast if soft is None else soft.rast  # which triangle and where, for the attributes
     parts = [world_pos, normals] + ([colors] if colors is not None else [])
-    attrs, _ = backend.interpolate(torch.cat(parts, 1).contiguous(), rast, tri)
+    attrs, _ = backend.interpolate(torch.cat(parts, 1).contiguous(), surface, tri)
     position, normal = attrs[..., 0:3], attrs[..., 3:6]
     mask = (rast[..., 3:] > 0).to(position.dtype)
-    normal = torch.nn.functional.normalize(normal, dim=-1) * mask
+    shown = mask if soft is None else (surface[..., 3:] > 0).to(position.dtype)
+    normal = torch.nn.functional.normalize(normal, dim=-1) * shown
     b = pos_clip.shape[0]
     to_eye = eye.view(b, 1, 1, 3) - position
-    view_dir = torch.nn.functional.normalize(to_eye, dim=-1) * mask
+    view_dir = torch.nn.functional.normalize(to_eye, dim=-1) * shown
     depth = -(to_eye * forward.view(b, 1, 1, 3)).sum(-1, keepdim=True) * mask
     tri_id = rast[..., 3].detach().long() - 1
+    surface_tri = tri_id if soft is None else surface[..., 3].detach().long() - 1
     if tri_object is None:
-        object_id = torch.where(tri_id >= 0, 0, -1)
+        object_id = torch.where(surface_tri >= 0, 0, -1)
     else:
-        object_id = torch.where(tri_id >= 0, tri_object[tri_id.clamp(min=0)], -1)
+        object_id = torch.where(surface_tri >= 0, tri_object[surface_tri.clamp(min=0)], -1)
 
     uv_px = uv_da = None
     if uv is not None:
-        uv_px, uv_da = backend.interpolate(uv, rast, tri if uv_tri is None else uv_tri, rast_db=rast_db, diff_attrs="all")
+        uv_px, uv_da = backend.interpolate(uv, surface, tri if uv_tri is None else uv_tri,
+                                           rast_db=rast_db if soft is None else soft.rast_db, diff_attrs="all")
         uv_px, uv_da = _top_first(uv_px), _top_first(uv_da)
 
-    if antialias:
+    if soft is not None:
+        def finish(color: torch.Tensor) -> torch.Tensor:
+            return color
+    elif antialias:
         def finish(color: torch.Tensor) -> torch.Tensor:
             return _top_first(backend.antialias(_top_first(color).contiguous(), rast, pos_clip, tri,
                                                 topology_hash=topology))
@@ -96,5 +115,6 @@ def raster_gbuffer(
         uv=uv_px,
         uv_da=uv_da,
         albedo=_top_first(attrs[..., 6:9]) if colors is not None else None,
+        coverage=None if soft is None else _top_first(soft.coverage),
         finish=finish,
     )
