@@ -9,10 +9,12 @@ the GUI treat them alike.
 from __future__ import annotations
 
 import inspect
+import threading
 import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import torch
 
@@ -54,6 +56,7 @@ class LossDef:
         params: declared hyper-parameters by name.
         source: file (or module) it came from and ``line`` where it is defined, for error messages.
         builtin: shipped with the studio.
+        override: a plugin loss that deliberately replaces the built-in of the same name.
     """
 
     name: str
@@ -64,6 +67,7 @@ class LossDef:
     source: str = ""
     line: int = 0
     builtin: bool = False
+    override: bool = False
 
     def default_params(self) -> dict[str, float]:
         return {k: p.default for k, p in self.params.items()}
@@ -104,10 +108,31 @@ class LossRegistry:
 
     def __init__(self) -> None:
         self._defs: dict[str, LossDef] = {}
+        # Per thread, so that a plugin imported on the engine's worker does not capture a loss that
+        # another thread registers at the same moment.
+        self._captures = threading.local()
 
     def register(self, d: LossDef) -> LossDef:
-        self._defs[d.name] = d
+        captured = getattr(self._captures, "defs", None)
+        if captured is not None:
+            captured.append(d)
+        else:
+            self._defs[d.name] = d
         return d
+
+    @contextmanager
+    def capture(self) -> Iterator[list[LossDef]]:
+        """Collect this thread's registrations in a list instead of applying them.
+
+        Plugin discovery imports a file inside this block, then checks what it declared (name
+        clashes, built-ins) before committing it, so a file that fails halfway registers nothing.
+        """
+        outer = getattr(self._captures, "defs", None)
+        self._captures.defs = captured = []
+        try:
+            yield captured
+        finally:
+            self._captures.defs = outer
 
     def unregister(self, name: str) -> None:
         self._defs.pop(name, None)
@@ -125,14 +150,15 @@ class LossRegistry:
         return sorted(self._defs)
 
     def all(self) -> list[LossDef]:
-        return [self._defs[n] for n in self.names()]
+        defs = dict(self._defs)  # a copy: plugins may be reloaded on the worker thread meanwhile
+        return [defs[n] for n in sorted(defs)]
 
 
 REGISTRY = LossRegistry()
 
 
 def loss(name: str | None = None, weight: float = 1.0, description: str = "",
-         params: dict[str, Param] | None = None, *, builtin: bool = False,
+         params: dict[str, Param] | None = None, *, builtin: bool = False, override: bool = False,
          registry: LossRegistry | None = None) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
     """Decorator registering ``fn(render, target, ctx) -> scalar tensor`` as a loss.
 
@@ -141,15 +167,18 @@ def loss(name: str | None = None, weight: float = 1.0, description: str = "",
         weight: default weight.
         description: one line for tooltips and ``studio losses``.
         params: declared hyper-parameters, available as ``ctx.params[name]``.
+        override: (plugins) replace the built-in loss of the same name; without it plugin
+            discovery refuses the name.
     """
     def deco(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-        try:
-            source, line = inspect.getsourcefile(fn) or "", inspect.getsourcelines(fn)[1]
-        except (OSError, TypeError):
-            source, line = getattr(fn, "__module__", ""), 0
+        # The compiled code, not the file on disk: a plugin file may have been edited since it was
+        # imported, and its line numbers must match the code that runs.
+        code = getattr(fn, "__code__", None)
+        source = code.co_filename if code is not None else getattr(fn, "__module__", "")
+        line = code.co_firstlineno if code is not None else 0
         doc = description or (inspect.getdoc(fn) or "").split("\n")[0]
         (registry or REGISTRY).register(LossDef(name or fn.__name__, fn, float(weight), doc, dict(params or {}),
-                                                source, line, builtin))
+                                                source, line, builtin, override))
         return fn
     return deco
 
@@ -231,10 +260,13 @@ def mask_iou_loss(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) 
 # ---------------------------------------------------------------------- built-in regularisers
 
 
-def _sum_over_meshes(ctx: LossContext, term: Callable[[torch.Tensor, Any], torch.Tensor]) -> torch.Tensor:
+def _sum_over_meshes(render: torch.Tensor, ctx: LossContext,
+                     term: Callable[[torch.Tensor, Any], torch.Tensor]) -> torch.Tensor:
+    """Sum of ``term(vertices, topology)`` over the fitted meshes; with none it is a zero that
+    stays connected to the render, so the engine does not mistake it for a broken loss."""
     meshes = ctx.meshes()
     if not meshes:
-        return torch.zeros((), device=ctx.device)
+        return render.sum() * 0.0
     return sum(term(v, topo) for v, topo in meshes)
 
 
@@ -243,7 +275,7 @@ def _sum_over_meshes(ctx: LossContext, term: Callable[[torch.Tensor, Any], torch
 def laplacian_reg(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> torch.Tensor:
     from ..scene.mesh import laplacian_smoothness
 
-    return _sum_over_meshes(ctx, lambda v, topo: laplacian_smoothness(v, topo))
+    return _sum_over_meshes(render, ctx, lambda v, topo: laplacian_smoothness(v, topo))
 
 
 @loss("edge_length", weight=1.0, builtin=True,
@@ -251,7 +283,7 @@ def laplacian_reg(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) 
 def edge_length_reg(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> torch.Tensor:
     from ..scene.mesh import edge_length_loss
 
-    return _sum_over_meshes(ctx, lambda v, topo: edge_length_loss(v, topo.edges))
+    return _sum_over_meshes(render, ctx, lambda v, topo: edge_length_loss(v, topo.edges))
 
 
 @loss("normal_consistency", weight=1.0, builtin=True,
@@ -259,4 +291,4 @@ def edge_length_reg(render: torch.Tensor, target: torch.Tensor, ctx: LossContext
 def normal_consistency_reg(render: torch.Tensor, target: torch.Tensor, ctx: LossContext) -> torch.Tensor:
     from ..scene.mesh import normal_consistency
 
-    return _sum_over_meshes(ctx, lambda v, topo: normal_consistency(v, topo))
+    return _sum_over_meshes(render, ctx, lambda v, topo: normal_consistency(v, topo))
