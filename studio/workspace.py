@@ -14,6 +14,8 @@ import torch
 
 from .images import ImageError, read_image, resize, srgb_to_linear
 from .optim.engine import Engine, EngineConfig, Targets
+from .optim.losses import REGISTRY, LossError
+from .optim.plugins import discover_plugins
 from .render import get_backend
 from .scenarios import load_spec
 from .scene.spec import SceneError, SceneSpec
@@ -36,6 +38,8 @@ class Options:
     losses: list[tuple[str, float]] | None = None
     render_options: dict[str, Any] = field(default_factory=dict)
     restarts: int | None = None
+    plugin_dirs: list[str] = field(default_factory=list)  # --plugins: extra folders of plugin losses
+    mesh: str | None = None  # a mesh file for the first object: the shape the (synthetic) targets show
 
 
 def apply_overrides(spec: SceneSpec, opts: Options) -> SceneSpec:
@@ -52,6 +56,18 @@ def apply_overrides(spec: SceneSpec, opts: Options) -> SceneSpec:
         spec.seed = opts.seed
     if opts.restarts is not None:
         spec.restarts = max(0, opts.restarts)
+    if opts.mesh is not None:
+        if not spec.objects:
+            raise SceneError(f"scene {spec.name!r} has no mesh object to load {opts.mesh} into; pick a mesh "
+                             "scenario first.")
+        # The loaded shape is what the targets show: it replaces the target mesh that a template is
+        # deformed towards, or else the object's own mesh (which the scenario perturbs and fits back).
+        obj = spec.objects[0]
+        mesh = str(Path(opts.mesh).expanduser().resolve())
+        if obj.target_mesh is not None:
+            obj.target_mesh = mesh
+        else:
+            obj.mesh = mesh
     return spec
 
 
@@ -103,14 +119,41 @@ def load_targets(scene: Any, image: str | Path | None = None, mask: str | Path |
     return Targets(rgb.unsqueeze(0).to(dev), alpha.unsqueeze(0).to(dev)), note
 
 
+def check_loss_names(names: list[str], plugin_problems: list[str]) -> None:
+    """Fail early, before a scene is built, on a loss name nobody registered.
+
+    Raises:
+        LossError: one sentence with the name, the available losses, and (when plugins failed to
+            load, which is the likely cause) the first plugin problem.
+    """
+    for name in names:
+        if name not in REGISTRY:
+            cause = (f"; {len(plugin_problems)} plugin problem(s), perhaps the cause: {plugin_problems[0]}"
+                     if plugin_problems else "")
+            raise LossError(f"unknown loss {name!r}; the available losses are {', '.join(REGISTRY.names())} "
+                            f"(`studio losses` describes them){cause.rstrip('.')}.")
+
+
 def build_engine(opts: Options) -> tuple[Any, Engine, list[str]]:
-    """Scene + targets + engine for ``opts``; returns notes worth telling the user."""
+    """Scene + targets + engine for ``opts``; returns notes worth telling the user (plugin
+    problems first: a broken plugin is reported, and the run goes on without it).
+
+    Raises:
+        PluginError: a ``--plugins`` folder does not exist.
+        LossError: an unknown loss name or parameter.
+    """
+    # Plugins first: the scene's and --loss's names may be plugin losses.
+    notes = discover_plugins(opts.plugin_dirs)
     spec = apply_overrides(load_spec(opts.scene), opts)
-    scene = build_scene(spec, opts.backend, opts.device, **opts.render_options)
-    targets, note = load_targets(scene, opts.target, opts.mask)
     losses = [(n, w, {}) for n, w in opts.losses] if opts.losses else [(l.name, l.weight, l.params) for l in spec.losses]
+    check_loss_names([n for n, _, _ in losses], notes)
+    scene = build_scene(spec, opts.backend, opts.device)
+    targets, note = load_targets(scene, opts.target, opts.mask)
+    # Teaching switches (antialias off, soft rasterization, no mipmaps) change how the *fit* is
+    # rendered; the targets stand for real pictures and are rendered before them.
+    scene.options.update(opts.render_options)
     config = EngineConfig(steps=spec.steps, views_per_step=spec.views_per_step, seed=spec.seed,
                           group_lr=spec.group_lr, restarts=spec.restarts, lr_decay=spec.lr_decay)
     torch.manual_seed(spec.seed)
     engine = Engine(scene, targets, losses, config)
-    return scene, engine, [note] if note else []
+    return scene, engine, notes + ([note] if note else [])

@@ -14,12 +14,14 @@ import queue
 import threading
 import time
 import traceback
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 import numpy as np
 import torch
 
+from ..render import modes as render_modes
 from ..scene.params import GROUPS, GroupError, ParameterError
 from .losses import REGISTRY, LossContext, LossDef, LossError, LossFailure, call_loss
 
@@ -32,6 +34,8 @@ RENDER_OPTIONS = ("antialias", "filter_mode", "soft_sigma", "sdf_alpha")
 _MAX_EVENTS = 200
 _PUBLISH_HZ = 30.0
 _PUBLISH_BUDGET = 0.10  # fraction of worker time that publishing may take
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,11 @@ class Snapshot:
     stamp: int = 0  # increases with every publish
     losses: tuple[tuple[str, float, bool, tuple[tuple[str, float], ...]], ...] = ()  # (name, weight, enabled, params)
     events: tuple[str, ...] = ()  # recent messages with details (tracebacks), oldest first
+    display_mode: str = "shaded"  # the render mode of ``display`` (see studio.render.modes)
+    display: np.ndarray | None = None  # [H,W,3] display-encoded image of display_mode; None for "shaded"
+    frozen: tuple[str, ...] = ()  # trainable parameters held fixed one by one
+    group_enabled: dict[str, bool] = field(default_factory=dict)  # group -> optimised
+    group_lr: dict[str, float] = field(default_factory=dict)  # group -> learning rate of its trainable parameters
 
 
 @dataclass
@@ -143,6 +152,8 @@ class Engine:
             raise LossError("the engine needs at least one loss.")
         self._apply_group_lr()
         self.group_enabled = {g: True for g in GROUPS}
+        self.frozen: set[str] = set()
+        self.display_mode = render_modes.SHADED
         self._commands: queue.Queue = queue.Queue()
         self._slot: Snapshot | None = None
         self._slot_lock = threading.Lock()
@@ -285,6 +296,36 @@ class Engine:
         """Run ``fn(engine)`` on the worker between steps (for front ends' own edits)."""
         self._send("call", fn)
 
+    def submit(self, fn: Callable[["Engine"], T]) -> "Future[T]":
+        """Run ``fn(engine)`` on the worker between steps and return a Future with its result (or
+        the exception it raised).  Before :meth:`start_thread` it runs at once on the calling thread."""
+        fut: Future = Future()
+
+        def run(engine: "Engine") -> None:
+            if fut.set_running_or_notify_cancel():
+                try:
+                    fut.set_result(fn(engine))
+                except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on the future
+                    fut.set_exception(exc)
+
+        if self._thread is None:
+            run(self)
+        else:
+            self._send("call", run)
+        return fut
+
+    def set_display_mode(self, mode: str) -> None:
+        """What ``Snapshot.display`` shows: one of :data:`studio.render.modes.MODES`."""
+        self._send("display_mode", str(mode))
+
+    def set_frozen(self, name: str, frozen: bool) -> None:
+        """Hold one trainable parameter fixed (``True``) or optimise it again, whatever its group."""
+        self._send("frozen", (name, bool(frozen)))
+
+    def reset_param(self, name: str) -> None:
+        """One parameter back to its initial value (the run and its curves go on)."""
+        self._send("reset_param", name)
+
     def stop(self, timeout: float = 10.0) -> None:
         """End the worker thread and wait for it."""
         self._send("stop")
@@ -401,23 +442,42 @@ class Engine:
                 if name in self._good:
                     self._good[name] = self.params[name].value.detach().clone()
                 return True
+            elif kind == "reset_param":
+                p = self.params[arg]
+                p.set(p.initial)
+                if arg in self._good:
+                    self._good[arg] = p.value.detach().clone()
+                return True
+            elif kind == "frozen":
+                name, on = arg
+                p = self.params[name]  # an unknown name raises ParameterError with a hint
+                (self.frozen.add if on else self.frozen.discard)(p.name)
+                return True
+            elif kind == "display_mode":
+                if arg not in render_modes.MODES:
+                    raise EngineError(f"render mode must be one of {', '.join(render_modes.MODES)}, got {arg!r}.")
+                self.display_mode = arg
+                return True
             elif kind == "set_lr":
                 group, lr = arg
                 if group not in GROUPS:
                     raise ParameterError(f"group must be one of {', '.join(GROUPS)}, got {group!r}.")
                 for p in self.params.in_group(group):
                     p.lr = lr
+                return True
             elif kind == "set_group":
                 group, on = arg
                 if group not in GROUPS:
                     raise ParameterError(f"group must be one of {', '.join(GROUPS)}, got {group!r}.")
                 self.group_enabled[group] = on
+                return True
             elif kind == "loss_weight":
                 name, w = arg
                 idx = [i for i, t in enumerate(self.terms) if t.name == name]
                 if not idx:
                     raise LossError(f"loss {name!r} is not in use; in use: {', '.join(t.name for t in self.terms)}.")
                 self.terms[idx[0]] = replace(self.terms[idx[0]], weight=w)
+                return True
             elif kind in ("loss_enabled", "loss_param"):
                 name = arg[0]
                 idx = [i for i, t in enumerate(self.terms) if t.name == name]
@@ -533,7 +593,7 @@ class Engine:
             before_step(self.step_count, self.config.steps)
         out = self.scene.render(views)
         total, terms = self._loss(out, target, views)
-        trainable = [p for p in self.params.trainable() if self.group_enabled[p.group]]
+        trainable = [p for p in self.params.trainable() if self._optimised(p)]
         for p in self.params.trainable():
             p.value.grad = None
         ok = bool(torch.isfinite(total))
@@ -557,7 +617,7 @@ class Engine:
         self._bad_steps = 0
         if self._optimizer is not None and trainable:
             for p in self.params.trainable():
-                if not self.group_enabled[p.group]:
+                if not self._optimised(p):
                     p.value.grad = None
             # Exponential decay (as in nvdiffrast's samples): large steps early, and little Adam
             # jitter around the optimum at the end of the budget.
@@ -570,6 +630,9 @@ class Engine:
                 self._good[p.name].copy_(p.value.detach())
         self._step_times.append(time.perf_counter() - t0)
         self._record(float(total.detach()), terms)
+
+    def _optimised(self, p: Any) -> bool:
+        return self.group_enabled[p.group] and p.name not in self.frozen
 
     def evaluate_loss(self, views: Sequence[int] | None = None) -> float:
         """Total loss over ``views`` (default all) at the current parameters, without gradients.
@@ -669,12 +732,126 @@ class Engine:
             stamp=self._stamp,
             losses=tuple((t.name, t.weight, t.enabled, tuple(t.params.items())) for t in self.terms),
             events=tuple(self._events),
+            display_mode=self.display_mode,
+            display=self._display_image(out, v),
+            frozen=tuple(sorted(self.frozen)),
+            group_enabled=dict(self.group_enabled),
+            group_lr=self._group_lr(),
         )
         with self._new_snapshot:
             self._slot = snap
             self._new_snapshot.notify_all()
 
+    def _group_lr(self) -> dict[str, float]:
+        """The learning rate of each group with trainable parameters (that of its first one)."""
+        out: dict[str, float] = {}
+        for p in self.params.trainable():
+            out.setdefault(p.group, p.lr)
+        return out
+
+    def _display_image(self, out: Any, view: int) -> np.ndarray | None:
+        """The published view in the selected render mode (None for the shaded image itself)."""
+        if self.display_mode == render_modes.SHADED:
+            return None
+        loss_fn = None
+        if self.display_mode == render_modes.LOSS_GRADIENT:
+            target = self.targets.rgba([view])
+
+            def loss_fn(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+                return self._loss(replace(out, rgb=rgb, alpha=alpha), target, [view])[0]
+
+        image = render_modes.display_image(self.display_mode, out, loss_fn)
+        return self._frozen(image[0].float().cpu().numpy())
+
+    # ------------------------------------------------------------------ sessions
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume this run: parameter values and the initial values Reset
+        returns to, optimiser state, curves, learning rates, switches and losses (tensors as CPU
+        copies).  Call it on the worker (:meth:`submit`) or while the worker is not running."""
+        return {
+            "step": self.step_count,
+            "skipped_steps": self.skipped_steps,
+            "params": {p.name: p.value.detach().cpu().clone() for p in self.params},
+            "initial": {p.name: p.initial.detach().cpu().clone() for p in self.params},
+            "lr": {p.name: float(p.lr) for p in self.params.trainable()},
+            "group_enabled": dict(self.group_enabled),
+            "frozen": sorted(self.frozen),
+            "losses": [{"name": t.name, "weight": t.weight, "enabled": t.enabled, "params": dict(t.params)}
+                       for t in self.terms],
+            "history": {k: list(v) for k, v in self._history.items()},
+            "optimizer": _to_cpu(self._optimizer.state_dict()) if self._optimizer is not None else None,
+            "generator": self._gen.get_state(),  # which views the next steps sample
+            "view": self.display_view,
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Resume a run saved by :meth:`state_dict` (paused).  Call it on the worker (:meth:`submit`).
+
+        Raises:
+            ParameterError: the state belongs to a scene with other parameters or shapes.
+            LossError: it uses a loss that is not registered (e.g. a plugin that is not loaded).
+        """
+        values, initial = state["params"], state["initial"]
+        mine = set(self.params.names())
+        if set(values) != mine:
+            odd = sorted(set(values) ^ mine)[0]
+            where = "this scene has no" if odd in values else "the session has no"
+            raise ParameterError(f"the session was saved for a different scene ({where} parameter {odd!r}); "
+                                 "open the scenario it was saved with first.")
+        for p in self.params:
+            for what, v in (("value", values[p.name]), ("initial value", initial[p.name])):
+                if tuple(v.shape) != tuple(p.value.shape):
+                    raise ParameterError(f"the session's {what} of {p.name} has shape {tuple(v.shape)} but this "
+                                         f"scene's has {tuple(p.value.shape)}; open the scenario (and resolution) "
+                                         "it was saved with.")
+        terms = [replace(self._make_term(t["name"], t["weight"], t["params"]), enabled=bool(t["enabled"]))
+                 for t in state["losses"]]
+        if not terms:
+            raise LossError("the session has no losses.")
+        optimizer = self._make_optimizer()
+        if state["optimizer"] is not None and optimizer is not None:
+            try:
+                optimizer.load_state_dict(state["optimizer"])
+            except (ValueError, KeyError) as exc:
+                raise ParameterError(f"the session's optimiser state does not fit this scene's trainable parameters "
+                                     f"({exc}); open the scenario it was saved with first.") from None
+        with torch.no_grad():
+            for p in self.params:
+                p.value.copy_(values[p.name].to(p.value))
+                p.initial = initial[p.name].to(p.value).clone()
+        for name, lr in state["lr"].items():
+            if name in self.params:
+                self.params[name].lr = float(lr)
+        self.terms = terms
+        self.group_enabled = {g: bool(state["group_enabled"].get(g, True)) for g in GROUPS}
+        self.frozen = {n for n in state["frozen"] if n in self.params}
+        self._running = False
+        self._pending_steps = 0
+        self._message = None
+        self._reset_state()
+        self.step_count = int(state["step"])
+        self.skipped_steps = int(state["skipped_steps"])
+        self._history = {k: [float(x) for x in v] for k, v in state["history"].items()}
+        self._optimizer = optimizer
+        self._searched = self._searched or self.step_count > 0
+        if state.get("generator") is not None:
+            self._gen.set_state(state["generator"])
+        if 0 <= int(state["view"]) < self.scene.num_views:
+            self.display_view = int(state["view"])
+
     @staticmethod
     def _frozen(a: np.ndarray) -> np.ndarray:
         a.flags.writeable = False
         return a
+
+
+def _to_cpu(obj: Any) -> Any:
+    """A copy of a (nested) optimiser state with every tensor moved to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu().clone()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj

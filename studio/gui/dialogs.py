@@ -1,0 +1,60 @@
+"""File dialogs (Dear PyGui's own, so they work the same on every platform and under Xvfb).
+
+A :class:`FileDialog` calls ``on_choose(path)`` on the GUI thread when the user picks a file;
+:meth:`FileDialog.choose` is that same entry point, for scripted use and tests.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import dearpygui.dearpygui as dpg
+
+
+class FileDialog:
+    """Args:
+        title: window title, e.g. "Load mesh".
+        extensions: (".obj", "OBJ mesh") pairs; the first is the default filter.  A final
+            (".*", "all files") entry is added.
+        on_choose: called with the chosen path.
+        save: a save dialog (the user types a new file name; ``default_name`` pre-fills it).
+    """
+
+    def __init__(self, title: str, extensions: Sequence[tuple[str, str]], on_choose: Callable[[Path], None],
+                 save: bool = False, default_name: str = ""):
+        self.title = title
+        self.on_choose = on_choose
+        self.save = save
+        self._default_ext = extensions[0][0] if extensions else ""
+        with dpg.file_dialog(label=title, show=False, modal=True, width=720, height=440, directory_selector=False,
+                             default_filename=Path(default_name).stem if default_name else "",
+                             callback=self._ok, cancel_callback=lambda *a: None) as self.item:
+            for ext, label in extensions:
+                dpg.add_file_extension(ext, custom_text=f"[{label}]")
+            dpg.add_file_extension(".*", custom_text="[all files]")
+
+    def open(self, folder: str | Path | None = None) -> None:
+        if folder is not None:
+            dpg.configure_item(self.item, default_path=str(folder))
+        dpg.show_item(self.item)
+
+    @property
+    def visible(self) -> bool:
+        return bool(dpg.is_item_shown(self.item))
+
+    def _ok(self, sender: Any, app_data: dict, user_data: Any = None) -> None:
+        selections = list((app_data or {}).get("selections", {}).values())
+        path = selections[0] if selections and not self.save else (app_data or {}).get("file_path_name", "")
+        if not path:
+            return
+        if path.endswith(".*"):  # Dear PyGui appends the "all files" filter to a typed name
+            path = path[:-2]
+        p = Path(path)
+        if self.save and not p.suffix and self._default_ext not in ("", ".*"):
+            p = p.with_suffix(self._default_ext)
+        self.choose(p)
+
+    def choose(self, path: str | Path) -> None:
+        """Act as if the user had picked ``path``."""
+        self.on_choose(Path(path))

@@ -1,0 +1,115 @@
+"""What the Export menu writes: the render as PNG, the fitted mesh as OBJ, the curves as CSV and a
+progress video (GIF) recorded from the snapshots the GUI has shown.
+
+No dearpygui here: every function takes snapshots or the engine and a path, so tests call them
+directly.  Writers run on the GUI's job threads; anything that needs the scene runs on the
+engine's worker through :meth:`Engine.submit`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+from ..images import to_uint8
+from ..optim.engine import Snapshot
+from ..render.modes import SHADED
+
+#: Frames a progress video keeps at most (older ones are thinned out evenly).
+MAX_FRAMES = 240
+
+
+class ExportError(ValueError):
+    """Something that cannot be exported; the message says what and why."""
+
+
+def _parent_ok(path: Path) -> Path:
+    if not path.parent.is_dir():
+        raise ExportError(f"cannot write {path}: the folder {path.parent} does not exist.")
+    return path
+
+
+def render_image(snap: Snapshot) -> np.ndarray:
+    """The render as shown: [H,W,3] uint8 sRGB (the selected render mode when it is not shaded)."""
+    if snap.display is not None and snap.display_mode != SHADED:
+        return (np.clip(snap.display, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return to_uint8(snap.render)
+
+
+def write_render_png(path: str | Path, snap: Snapshot) -> Path:
+    path = _parent_ok(Path(path).with_suffix(".png"))
+    iio.imwrite(path, render_image(snap))
+    return path
+
+
+def write_curves_csv(path: str | Path, history: dict[str, np.ndarray]) -> Path:
+    """step, loss and group errors per step, the same columns as ``studio optimize``'s curves.csv."""
+    from ..cli import _write_curves  # one CSV format for the CLI and the GUI
+
+    path = _parent_ok(Path(path).with_suffix(".csv"))
+    if not len(history.get("step", ())):
+        raise ExportError("there are no curves yet; take a few steps first.")
+    _write_curves(path, history)
+    return path
+
+
+def fitted_mesh(engine: Any):
+    """The scene's meshes with the current parameters, in world space, as one Mesh (CPU).
+    Call it on the engine's worker (``engine.submit(fitted_mesh)``)."""
+    from ..scene.mesh import Mesh
+
+    scene = engine.scene
+    if not getattr(scene, "objects", None) or not hasattr(scene, "world_geometry"):
+        raise ExportError(f"scene {scene.spec.name!r} has no triangle mesh to export "
+                          "(SDF scenes are implicit surfaces).")
+    with torch.no_grad():
+        verts, _, faces = scene.world_geometry(scene.params.values())
+    return Mesh(vertices=verts.detach().float().cpu(), faces=faces.cpu().int(), name=scene.spec.name)
+
+
+def write_mesh_obj(path: str | Path, mesh: Any) -> Path:
+    from ..scene.mesh import save_obj
+
+    path = _parent_ok(Path(path).with_suffix(".obj"))
+    save_obj(mesh, path)
+    return path
+
+
+class FrameRecorder:
+    """target | render frames for the progress video, at most ``MAX_FRAMES``: when full, every
+    other frame is dropped and only every second new frame is kept from then on."""
+
+    def __init__(self, max_frames: int = MAX_FRAMES):
+        self.max_frames = max_frames
+        self.frames: list[np.ndarray] = []
+        self._stride = 1
+        self._seen = 0
+        self._last_step = -1
+
+    def add(self, snap: Snapshot) -> None:
+        if snap.step == self._last_step:
+            return
+        self._last_step = snap.step
+        self._seen += 1
+        if (self._seen - 1) % self._stride:
+            return
+        self.frames.append(to_uint8(np.concatenate([snap.target, snap.render], 1)))
+        if len(self.frames) >= self.max_frames:
+            self.frames = self.frames[::2]
+            self._stride *= 2
+
+    def clear(self) -> None:
+        self.__init__(self.max_frames)
+
+
+def write_video(path: str | Path, frames: list[np.ndarray], frame_ms: int = 50) -> Path:
+    """An animated GIF (loops) of uint8 frames."""
+    if not frames:
+        raise ExportError("there is no progress to record yet; start the optimiser first.")
+    path = _parent_ok(Path(path).with_suffix(".gif"))
+    iio.imwrite(path, frames, duration=frame_ms, loop=0)
+    return path

@@ -1,0 +1,157 @@
+"""Live curves (ImPlot): error per parameter group vs step, and the total loss with its terms.
+
+Group colours follow the original convergence figure (studio.scene.params.GROUP_COLORS: geometry
+blue, materials red, lighting green, camera purple).  Series are rewritten only when a new
+snapshot arrives, thinned to at most ``MAX_POINTS`` points, and the axes follow the data unless
+the user unticks "follow" to zoom and pan.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import dearpygui.dearpygui as dpg
+import numpy as np
+
+from ..optim.engine import Snapshot
+from ..scene.params import GROUP_COLORS, GROUPS
+from .controls import Checkbox
+from .theme import line_theme
+
+MAX_POINTS = 160  # ImPlot draws every segment, and with software OpenGL each one costs
+TOTAL_COLOR = (235, 235, 235)
+#: Colours of loss terms (none of them a group colour).
+TERM_COLORS = [(255, 170, 40), (40, 200, 220), (240, 220, 60), (250, 120, 190), (150, 150, 255), (170, 220, 120)]
+
+def thin(x: np.ndarray, y: np.ndarray, positive: bool, max_points: int | None = None) -> tuple[list, list]:
+    """Finite (and, for log axes, positive) points, at most ``max_points`` (default ``MAX_POINTS``).
+
+    Long curves keep their envelope: the steps are cut into ``max_points / 2`` buckets and each
+    bucket becomes its lowest and highest value, in the order the curve passes them, so the noise
+    band and the spikes of a loss curve stay visible with a few hundred points.
+    """
+    max_points = MAX_POINTS if max_points is None else max_points
+    keep = np.isfinite(y) & ((y > 0) if positive else True)
+    x, y = x[keep], y[keep]
+    if len(x) > max_points:
+        starts = np.linspace(0, len(x), max_points // 2, endpoint=False).astype(int)
+        ends = np.r_[starts[1:], len(x)] - 1
+        lo, hi = np.minimum.reduceat(y, starts), np.maximum.reduceat(y, starts)
+        falling = y[starts] > y[ends]
+        x = np.stack([x[starts], x[ends]], 1).ravel()
+        y = np.stack([np.where(falling, hi, lo), np.where(falling, lo, hi)], 1).ravel()
+    return x.tolist(), y.tolist()
+
+
+class CurvePlot:
+    """One plot of named curves that share a step axis."""
+
+    def __init__(self, parent: int | str, title: str, y_label: str):
+        self.plot = dpg.add_plot(label=title, parent=parent, height=200, width=300, no_menus=False)
+        dpg.add_plot_legend(parent=self.plot, location=dpg.mvPlot_Location_NorthEast)
+        self.x_axis = dpg.add_plot_axis(dpg.mvXAxis, label="step", parent=self.plot, auto_fit=True)
+        self.y_axis = dpg.add_plot_axis(dpg.mvYAxis, label=y_label, parent=self.plot, auto_fit=True)
+        self.series: dict[str, int] = {}
+        self.log = True
+        self._log_shown = False
+
+    def set_log(self, on: bool) -> None:
+        self.log = on
+        self._apply_scale()
+
+    def _apply_scale(self) -> None:
+        # An empty log axis shows a range of 1e-300 to 1: stay linear until there is a curve.
+        log = self.log and bool(self.series)
+        if log != self._log_shown:
+            self._log_shown = log
+            dpg.configure_item(self.y_axis, scale=dpg.mvPlotScale_Log10 if log else dpg.mvPlotScale_Linear)
+
+    def set_follow(self, on: bool) -> None:
+        for axis in (self.x_axis, self.y_axis):
+            dpg.configure_item(axis, auto_fit=on)
+
+    def set_curve(self, key: str, label: str, color: Sequence[int], x: np.ndarray, y: np.ndarray) -> None:
+        xs, ys = thin(x, y, self.log)
+        if key not in self.series:
+            if not xs:
+                return
+            s = dpg.add_line_series(xs, ys, label=label, parent=self.y_axis)
+            dpg.bind_item_theme(s, line_theme(color))
+            self.series[key] = s
+            self._apply_scale()
+        else:
+            s = self.series[key]
+            dpg.set_value(s, [xs, ys])
+            if dpg.get_item_label(s) != label:
+                dpg.set_item_label(s, label)
+
+    def keep_only(self, keys: set[str]) -> None:
+        for key in [k for k in self.series if k not in keys]:
+            dpg.delete_item(self.series.pop(key))
+        self._apply_scale()
+
+    def points(self, key: str) -> int:
+        """How many points the curve ``key`` shows (0 when absent)."""
+        return len(dpg.get_value(self.series[key])[0]) if key in self.series else 0
+
+    def rect(self) -> tuple[int, int, int, int]:
+        x, y = dpg.get_item_rect_min(self.plot)
+        w, h = dpg.get_item_rect_size(self.plot)
+        return int(x), int(y), int(w), int(h)
+
+
+class Plots:
+    """Group errors (left) and losses (right), with "log y" and "follow" switches for both."""
+
+    def __init__(self, parent: int | str):
+        bar = dpg.add_group(horizontal=True, parent=parent)
+        self.log = Checkbox.add("log y", True, parent=bar, on_change=self._set_log)
+        self.log.tooltip("Logarithmic error axes: errors that fall exponentially become straight lines.")
+        self.follow = Checkbox.add("follow", True, parent=bar, on_change=self._set_follow)
+        self.follow.tooltip("Keep the axes fitted to the data; untick to zoom (wheel) and pan (drag).")
+        row = dpg.add_group(horizontal=True, parent=parent)
+        self.errors = CurvePlot(row, "error per parameter group", "error")
+        self.losses = CurvePlot(row, "loss and its terms", "loss")
+        self._last: Snapshot | None = None
+
+    def _set_log(self, on: bool) -> None:
+        for p in (self.errors, self.losses):
+            p.set_log(on)
+        if self._last is not None:
+            self.update(self._last)
+
+    def _set_follow(self, on: bool) -> None:
+        for p in (self.errors, self.losses):
+            p.set_follow(on)
+
+    def clear(self) -> None:
+        for p in (self.errors, self.losses):
+            p.keep_only(set())
+        self._last = None
+
+    def update(self, snap: Snapshot) -> None:
+        self._last = snap
+        h = snap.history
+        steps = h["step"]
+        shown = set()
+        for g in GROUPS:
+            y = h.get(g)
+            if y is None or not np.isfinite(y).any():
+                continue
+            err = snap.group_errors.get(g)
+            label = f"{g} ({err.unit})" if err is not None and err.unit else g
+            self.errors.set_curve(g, label, GROUP_COLORS[g], steps, y)
+            shown.add(g)
+        self.errors.keep_only(shown)
+        shown = set()
+        for i, key in enumerate(sorted(k for k in h if k.startswith("loss:"))):
+            self.losses.set_curve(key, key[5:], TERM_COLORS[i % len(TERM_COLORS)], steps, h[key])
+            shown.add(key)
+        self.losses.set_curve("loss", "total (weighted sum)", TOTAL_COLOR, steps, h["loss"])  # drawn last, on top
+        shown.add("loss")
+        self.losses.keep_only(shown)
+
+    def set_size(self, width: int, height: int) -> None:
+        w = max(120, (width - 8) // 2)
+        for p in (self.errors, self.losses):
+            dpg.configure_item(p.plot, width=w, height=max(120, height))

@@ -1,0 +1,120 @@
+"""Render modes: what a render looks like besides its shaded colour, for the studio's render panel.
+
+Each function turns one render (its G-buffer, or for the gradient mode the per-pixel loss gradient)
+into display images [B,H,W,3] in [0, 1], top row first, already display-encoded: the shaded mode is
+sRGB-encoded, the others are false colours meant to be shown as they are.  Pure torch, no GUI and
+no scene knowledge: the engine computes the selected mode when it publishes a snapshot, and the
+CLI and tests call the same functions.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from ..images import heatmap, linear_to_srgb
+from .gbuffer import GBuffer
+
+SHADED = "shaded"
+NORMALS = "normals"
+DEPTH = "depth"
+MASK = "mask"
+TRIANGLE_ID = "triangle id"
+LOSS_GRADIENT = "loss gradient"
+#: Every mode, in the order a front end lists them.
+MODES = (SHADED, NORMALS, DEPTH, MASK, TRIANGLE_ID, LOSS_GRADIENT)
+
+#: A loss of the rendered colour [B,H,W,3] and coverage [B,H,W,1] (both linear), as a scalar tensor.
+PixelLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def shaded(rgb: torch.Tensor) -> torch.Tensor:
+    """[B,H,W,3] linear RGB -> sRGB-encoded display colours."""
+    return linear_to_srgb(rgb)
+
+
+def normals(gb: GBuffer) -> torch.Tensor:
+    """World-space shading normals mapped from [-1, 1] to [0, 1] per axis (x red, y green, z blue);
+    black where nothing was hit."""
+    return (gb.normal * 0.5 + 0.5) * gb.mask
+
+
+def depth(gb: GBuffer) -> torch.Tensor:
+    """Grey levels, near surfaces bright: depth mapped per image from [nearest, farthest] covered
+    pixel to [1, 0.15]; black where nothing was hit."""
+    d, m = gb.depth, gb.mask > 0.5
+    big = torch.finfo(d.dtype).max
+    near = torch.where(m, d, torch.full_like(d, big)).amin(dim=(1, 2, 3), keepdim=True)
+    far = torch.where(m, d, torch.full_like(d, -big)).amax(dim=(1, 2, 3), keepdim=True)
+    t = (d - near) / (far - near).clamp(min=1e-6)
+    grey = torch.where(m, 1.0 - 0.85 * t.clamp(0, 1), torch.zeros_like(d))
+    return grey.expand(*d.shape[:3], 3)
+
+
+def mask(alpha: torch.Tensor) -> torch.Tensor:
+    """[B,H,W,1] coverage (antialiased or soft where the renderer has it) as grey levels."""
+    return alpha.clamp(0, 1).expand(*alpha.shape[:3], 3)
+
+
+def triangle_id(ids: torch.Tensor) -> torch.Tensor:
+    """[B,H,W] integer ids (-1 = empty) -> a distinct, stable colour per id; black where empty."""
+    h = (ids.clamp(min=0) + 1) * 2654435761 % (1 << 32)  # Knuth's multiplicative hash
+    rgb = torch.stack([(h >> s) & 255 for s in (0, 8, 16)], -1).float() / 255.0
+    return torch.where((ids >= 0).unsqueeze(-1), 0.25 + 0.75 * rgb, torch.zeros_like(rgb))
+
+
+def pixel_loss_gradient(loss_fn: PixelLoss, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """[B,H,W] magnitude of d loss / d pixel: how much each pixel's colour and coverage pull on the
+    loss (the signal the renderer's backward pass turns into parameter gradients)."""
+    rgb = rgb.detach().clone().requires_grad_(True)
+    alpha = alpha.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        total = loss_fn(rgb, alpha)
+        if not total.requires_grad:
+            return torch.zeros(rgb.shape[:3], device=rgb.device)
+        g_rgb, g_alpha = torch.autograd.grad(total, [rgb, alpha], allow_unused=True)
+    sq = torch.zeros(rgb.shape[:3], device=rgb.device)
+    for g in (g_rgb, g_alpha):
+        if g is not None:
+            sq = sq + g.square().sum(-1)
+    return sq.sqrt()
+
+
+def gradient_heatmap(magnitude: torch.Tensor) -> torch.Tensor:
+    """[B,H,W] non-negative values -> heatmap colours, each image scaled to its 99th percentile."""
+    mags = magnitude.detach().float().cpu().numpy()
+    out = np.stack([heatmap(m) if m.max() > 0 else np.zeros((*m.shape, 3), np.float32) for m in mags])
+    return torch.from_numpy(out).to(magnitude.device)
+
+
+def display_image(mode: str, out: Any, loss_fn: PixelLoss | None = None) -> torch.Tensor:
+    """One render in ``mode`` as display colours [B,H,W,3].
+
+    Args:
+        mode: one of :data:`MODES`.
+        out: a render with ``rgb`` [B,H,W,3] linear, ``alpha`` [B,H,W,1] and ``gbuffer``
+            (a :class:`studio.scene.scene.RenderOutput`).
+        loss_fn: for :data:`LOSS_GRADIENT`, the loss of (rgb, alpha) whose per-pixel gradient is shown.
+
+    Raises:
+        ValueError: an unknown mode, or the gradient mode without ``loss_fn``.
+    """
+    gb = out.gbuffer
+    with torch.no_grad():
+        if mode == SHADED:
+            return shaded(out.rgb)
+        if mode == NORMALS:
+            return normals(gb)
+        if mode == DEPTH:
+            return depth(gb)
+        if mode == MASK:
+            return mask(out.alpha)
+        if mode == TRIANGLE_ID:
+            return triangle_id(gb.tri_id)
+    if mode == LOSS_GRADIENT:
+        if loss_fn is None:
+            raise ValueError("the loss gradient mode needs the loss (loss_fn).")
+        return gradient_heatmap(pixel_loss_gradient(loss_fn, out.rgb, out.alpha))
+    raise ValueError(f"render mode must be one of {', '.join(MODES)}, got {mode!r}.")
