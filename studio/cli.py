@@ -3,6 +3,7 @@
     studio                      open the studio on the default scene
     studio gui [SCENE] ...      open the studio
     studio scenes               list the built-in scenarios
+    studio losses               list every loss: built-ins and plugins, with weights and parameters
     studio optimize SCENE ...   fit a scene headless and write images, curves and a summary
     studio render SCENE ...     render the ground truth (or the initial guess) to a PNG
 
@@ -15,6 +16,7 @@ import argparse
 import csv
 import json
 import logging
+import math
 import sys
 import time
 from pathlib import Path
@@ -22,33 +24,48 @@ from typing import Sequence
 
 import numpy as np
 
+from .data import cli as data_cli
 from .images import ImageError, heatmap, save_png, to_uint8
+from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .runtime import tune_cpu_allocator
 
 log = logging.getLogger("studio")
 
 #: Errors that are the user's input, reported as one sentence with exit code 2.
 EXIT_BAD_INPUT = 2
+#: Mean |render - target| (linear RGB) shown as white in final.png's difference panel.
+DIFF_VMAX = 0.5
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
+    from .optim.compare import CompareError
     from .optim.engine import EngineError
     from .optim.losses import LossError
+    from .optim.plugins import PluginError
     from .render.backend import BackendUnavailableError, RenderInputError
     from .scene.mesh import MeshError
     from .scene.params import ParameterError
     from .scene.spec import SceneError
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
-            BackendUnavailableError, EngineError)
+            BackendUnavailableError, EngineError, PluginError, CompareError, data_cli.DatasetError)
 
 
 def _parse_loss(text: str) -> tuple[str, float]:
     name, _, weight = text.partition("=")
     try:
-        return name.strip(), float(weight) if weight else 1.0
+        value = float(weight) if weight else 1.0
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--loss must look like NAME=WEIGHT (e.g. l1=0.5), got {text!r}") from None
+        value = float("nan")
+    if not name.strip() or not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"--loss must look like NAME=WEIGHT with a finite weight (e.g. l1=0.5), "
+                                         f"got {text!r}")
+    return name.strip(), value
+
+
+def _add_plugins_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--plugins", action="append", default=None, metavar="DIR",
+                   help="folder (or .py file) of plugin losses, repeatable; STUDIO_PLUGINS adds more")
 
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
@@ -56,6 +73,24 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: CUDA if available)")
     p.add_argument("--res", type=int, default=None, help="render resolution in pixels (square)")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the scene's)")
+    _add_plugins_option(p)
+
+
+def _on_off(text: str) -> bool:
+    if text.lower() in ("on", "off"):
+        return text.lower() == "on"
+    raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+
+
+def _add_teaching_options(p: argparse.ArgumentParser) -> None:
+    t = p.add_argument_group("teaching switches (the targets are always rendered without them)")
+    t.add_argument("--antialias", type=_on_off, default=None, metavar="on|off",
+                   help="silhouette antialiasing: off removes the visibility gradient")
+    t.add_argument("--soft", type=float, default=None, metavar="SIGMA",
+                   help="soft rasterization (SoftRas coverage) with sigma in squared pixels instead of antialiasing")
+    t.add_argument("--mip", type=_on_off, default=None, metavar="on|off", help="trilinear mipmapping of textures")
+    t.add_argument("--restarts", type=int, default=None, metavar="N",
+                   help="random orientations tried before the gradient phase (pose)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("scenes", help="list the built-in scenarios")
 
+    ls = sub.add_parser("losses", help="list every loss (built-ins and plugins): weight, parameters, source")
+    _add_plugins_option(ls)
+
     o = sub.add_parser("optimize", help="fit a scene headless and write results to --out")
     o.add_argument("scene", help="built-in scenario name or scene .toml")
     _add_run_options(o)
@@ -82,6 +120,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NAME=WEIGHT, repeatable; replaces the scene's losses")
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--no-video", action="store_true", help="skip progress.gif")
+    _add_teaching_options(o)
+
+    c = sub.add_parser("compare", help="run a scene twice with a teaching switch off and on; plot both error curves")
+    c.add_argument("scene", help="built-in scenario name or scene .toml")
+    c.add_argument("--switch", required=True, choices=sorted(SWITCH_CHOICES),
+                   help="what to compare (antialias, mip, soft, restarts, sdf_alpha)")
+    c.add_argument("--values", nargs=2, default=["off", "on"], metavar=("FIRST", "SECOND"),
+                   help="the two settings (default: off on; soft takes a sigma, restarts a count)")
+    c.add_argument("--backend", choices=["auto", "torch", "nvdiffrast"], default="auto", help="render backend")
+    c.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps")
+    c.add_argument("--steps", type=int, default=None, help="steps per run (default: the scene's budget)")
+    c.add_argument("--res", type=int, default=None, help="render resolution in pixels (square)")
+    c.add_argument("--out", required=True, help="output folder for compare.png and compare.csv")
+
+    data_cli.add_parser(sub)
 
     r = sub.add_parser("render", help="render a scene to a PNG")
     r.add_argument("scene", help="built-in scenario name or scene .toml")
@@ -102,10 +155,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _gui(args)
         if command == "scenes":
             return _scenes()
+        if command == "losses":
+            return _losses(args)
         if command == "optimize":
             return _optimize(args)
         if command == "render":
             return _render(args)
+        if command == "compare":
+            return _compare(args)
+        if command == "export-dataset":
+            return data_cli.run(args)
     except _user_errors() as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -113,6 +172,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("studio: interrupted.", file=sys.stderr)
         return 130
     return 0
+
+
+def _render_options(args: argparse.Namespace) -> dict:
+    """Teaching switches from the command line as render options (only those given)."""
+    opts: dict = {}
+    if getattr(args, "antialias", None) is not None:
+        opts["antialias"] = args.antialias
+    if getattr(args, "soft", None) is not None:
+        if args.soft <= 0:
+            from .scene.spec import SceneError
+
+            raise SceneError(f"--soft must be a sigma > 0 in squared pixels, got {args.soft}.")
+        opts["soft_sigma"] = args.soft
+    if getattr(args, "mip", None) is not None:
+        opts["filter_mode"] = "linear-mipmap-linear" if args.mip else "linear"
+    return opts
 
 
 def _gui(args: argparse.Namespace) -> int:
@@ -131,20 +206,68 @@ def _scenes() -> int:
     return 0
 
 
+def _losses(args: argparse.Namespace) -> int:
+    """Every registered loss, one block each: name, default weight, source; description; parameters."""
+    from .optim.losses import REGISTRY
+    from .optim.plugins import MANAGER, discover_plugins
+
+    for problem in discover_plugins(args.plugins or []):
+        print(f"studio: {problem}", file=sys.stderr)
+    for d in REGISTRY.all():
+        print(f"{d.name}  (weight {d.weight:g})  {MANAGER.source_of(d)}")
+        if d.description:
+            print(f"    {d.description}")
+        for key, p in d.params.items():
+            step = f", step {p.step:g}" if p.step else ""
+            about = f": {p.description}" if p.description else ""
+            print(f"    param {key} = {p.default:g} in [{p.min:g}, {p.max:g}]{step}{about}")
+    return 0
+
+
 def _options(args: argparse.Namespace, **extra):
     from .workspace import Options
 
     return Options(scene=args.scene, backend=args.backend, device=args.device, resolution=args.res,
-                   seed=args.seed, **extra)
+                   seed=args.seed, plugin_dirs=args.plugins or [], render_options=_render_options(args),
+                   restarts=getattr(args, "restarts", None), **extra)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .optim.compare import compare_runs, curves_csv
+    from .plot_png import line_plot
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    runs = compare_runs(args.scene, args.switch, tuple(args.values), backend=args.backend, device=args.device,
+                        steps=args.steps, resolution=args.res,
+                        progress=lambda label, step, steps: print(f"\r{label}: step {step}/{steps}", end="",
+                                                                   file=sys.stderr))
+    print(file=sys.stderr)
+    (out / "compare.csv").write_text(curves_csv(runs))
+    series = []
+    for r in runs:
+        for group, unit in r.units.items():
+            h = r.history[group]
+            keep = ~np.isnan(h)
+            series.append((f"{r.label}: {group} ({unit})", r.history["step"][keep], h[keep], group))
+    line_plot(out / "compare.png", series, title=f"{args.scene}: {args.switch} {args.values[0]} vs {args.values[1]}",
+              xlabel="step", ylabel="error (log scale)", log_y=True)
+    for r in runs:
+        print(f"{r.label}: " + ", ".join(f"{g} {v:.4g} {r.units[g]}" for g, v in r.final_errors.items()))
+    print(f"wrote {out}/compare.png and {out}/compare.csv")
+    return 0
 
 
 def _render(args: argparse.Namespace) -> int:
     import torch
 
+    from .optim.plugins import discover_plugins
     from .scenarios import load_spec
     from .workspace import apply_overrides, build_scene
 
     opts = _options(args)
+    for problem in discover_plugins(opts.plugin_dirs):
+        print(f"studio: {problem}", file=sys.stderr)
     spec = apply_overrides(load_spec(opts.scene), opts)
     scene = build_scene(spec, opts.backend, opts.device)
     if not 0 <= args.view < scene.num_views:
@@ -252,7 +375,7 @@ def _write_final_png(path: Path, engine) -> None:
         out = engine.scene.render([0])
     render = out.rgb[0].clamp(0, 1).cpu().numpy()
     target = engine.targets.rgb[0].clamp(0, 1).cpu().numpy()
-    diff = heatmap(np.abs(render - target).mean(-1), vmax=0.25)
+    diff = heatmap(np.abs(render - target).mean(-1), vmax=DIFF_VMAX)
     save_png(path, np.concatenate([target, render, diff], 1))
 
 

@@ -28,6 +28,10 @@ OPTION_OF = {"antialias": "antialias", "mip": "filter_mode", "soft": "soft_sigma
              "sdf_alpha": "sdf_alpha"}
 
 
+class CompareError(ValueError):
+    """An unknown switch or a value it cannot take; the message is one sentence."""
+
+
 @dataclass(frozen=True)
 class RunCurves:
     """One run of a comparison: its label, the switch value, and its curves (numpy arrays)."""
@@ -50,18 +54,18 @@ def compare_runs(scene_name: str, switch: str, words: tuple[str, str], *, backen
         cancel: set it to stop early (the runs so far are returned).
 
     Raises:
-        ValueError: unknown switch or a word it cannot parse.
+        CompareError: unknown switch or a word it cannot parse.
     """
     from ..workspace import Options, build_engine
 
     if switch not in SWITCHES:
-        raise ValueError(f"unknown switch {switch!r}; use one of {', '.join(SWITCHES)}.")
+        raise CompareError(f"unknown switch {switch!r}; use one of {', '.join(SWITCHES)}.")
     runs = []
     for word in words:
         try:
             value = SWITCHES[switch](word)
         except ValueError:
-            raise ValueError(f"{switch} cannot be set to {word!r}.") from None
+            raise CompareError(f"{switch} cannot be set to {word!r}.") from None
         scene, engine, _ = build_engine(Options(scene=scene_name, backend=backend, device=device,
                                                 steps=steps, resolution=resolution))
         engine.set_option(OPTION_OF[switch], value)

@@ -296,7 +296,7 @@ def _camera_run(opts: dict, steps: int) -> tuple[float, float]:
     scene = build_scene(spec, "torch", "cpu", **opts)
     engine = Engine(scene, targets, [(l.name, l.weight, l.params) for l in spec.losses],
                     EngineConfig(steps=steps, views_per_step=spec.views_per_step, seed=spec.seed,
-                                 group_lr=spec.group_lr, restarts=spec.restarts, lr_decay=spec.lr_decay))
+                                 group_lr=spec.group_lr, restarts=spec.restarts))  # no lr decay in a short probe
     before = scene.params.group_errors()["camera"].value
     engine.start_thread()
     engine.start(until=steps)
