@@ -22,17 +22,18 @@ from typing import Any, Callable, Mapping
 import torch
 import torch.autograd.forward_ad as fwAD
 
+from ..render.modes import pixel_loss_gradients
+
 LossFn = Callable[[Any, torch.Tensor], torch.Tensor]  # (RenderOutput, target [1,H,W,4]) -> scalar
 
 
 def loss_pixel_gradient(scene: Any, loss_fn: LossFn, target: torch.Tensor, view: int) -> torch.Tensor:
-    """dLoss/d(rendered linear RGB) [H,W,3] for one view at the current parameters."""
+    """dLoss/d(rendered linear RGB) [H,W,3] for one view at the current parameters (signed)."""
     with torch.no_grad():
         out = scene.render([view])
-    rgb = out.rgb.clone().requires_grad_(True)
-    loss = loss_fn(dataclasses.replace(out, rgb=rgb), target)
-    (grad,) = torch.autograd.grad(loss, [rgb], allow_unused=True)
-    return torch.zeros_like(rgb[0]) if grad is None else grad[0].detach()
+    g_rgb, _ = pixel_loss_gradients(lambda rgb, alpha: loss_fn(dataclasses.replace(out, rgb=rgb, alpha=alpha), target),
+                                    out.rgb, out.alpha)
+    return torch.zeros_like(out.rgb[0]) if g_rgb is None else g_rgb[0].detach()
 
 
 def derivative_image(scene: Any, name: str, index: int = 0, view: int = 0,

@@ -65,18 +65,25 @@ def triangle_id(ids: torch.Tensor) -> torch.Tensor:
     return torch.where((ids >= 0).unsqueeze(-1), 0.25 + 0.75 * rgb, torch.zeros_like(rgb))
 
 
-def pixel_loss_gradient(loss_fn: PixelLoss, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """[B,H,W] magnitude of d loss / d pixel: how much each pixel's colour and coverage pull on the
-    loss (the signal the renderer's backward pass turns into parameter gradients)."""
+def pixel_loss_gradients(loss_fn: PixelLoss, rgb: torch.Tensor,
+                         alpha: torch.Tensor) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """(d loss / d rgb [B,H,W,3], d loss / d alpha [B,H,W,1]), None where the loss ignores one: the
+    signal the renderer's backward pass turns into parameter gradients."""
     rgb = rgb.detach().clone().requires_grad_(True)
     alpha = alpha.detach().clone().requires_grad_(True)
     with torch.enable_grad():
         total = loss_fn(rgb, alpha)
         if not total.requires_grad:
-            return torch.zeros(rgb.shape[:3], device=rgb.device)
+            return None, None
         g_rgb, g_alpha = torch.autograd.grad(total, [rgb, alpha], allow_unused=True)
+    return g_rgb, g_alpha
+
+
+def pixel_loss_gradient(loss_fn: PixelLoss, rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """[B,H,W] magnitude of d loss / d pixel: how much each pixel's colour and coverage pull on the
+    loss."""
     sq = torch.zeros(rgb.shape[:3], device=rgb.device)
-    for g in (g_rgb, g_alpha):
+    for g in pixel_loss_gradients(loss_fn, rgb, alpha):
         if g is not None:
             sq = sq + g.square().sum(-1)
     return sq.sqrt()
