@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 import torch
@@ -26,6 +25,8 @@ from studio.render import get_backend
 from studio.render.torch_raster import TorchBackend
 from studio.runtime import tune_cpu_allocator
 from studio.scene.camera import look_at, perspective, to_clip
+
+from _timing import forward_backward_ms
 
 
 def workload(device: torch.device) -> dict[str, torch.Tensor]:
@@ -42,23 +43,18 @@ def workload(device: torch.device) -> dict[str, torch.Tensor]:
 
 
 def step(be, w: dict[str, torch.Tensor], res: int, target: torch.Tensor) -> tuple[float, float]:
-    """One step; returns (forward ms, backward ms), synchronised on CUDA."""
-    sync = torch.cuda.synchronize if w["pos"].is_cuda else (lambda: None)
+    """One step; returns (forward ms, backward ms)."""
     pos = w["pos"].clone().requires_grad_(True)
     colour = w["colour"].clone().requires_grad_(True)
-    sync()
-    t0 = time.perf_counter()
-    rast, _ = be.rasterize(pos, w["tri"], (res, res), grad_db=False)
-    attrs, _ = be.interpolate(torch.cat([w["normal"], colour], 1), rast, w["tri"])
-    lambert = (attrs[..., :3] * w["light"]).sum(-1, keepdim=True).clamp(min=0.0)
-    img = be.antialias(attrs[..., 3:] * (0.1 + 0.9 * lambert), rast, pos, w["tri"])
-    loss = torch.nn.functional.mse_loss(img, target)
-    sync()
-    t1 = time.perf_counter()
-    loss.backward()
-    sync()
-    t2 = time.perf_counter()
-    return (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
+    def forward() -> torch.Tensor:
+        rast, _ = be.rasterize(pos, w["tri"], (res, res), grad_db=False)
+        attrs, _ = be.interpolate(torch.cat([w["normal"], colour], 1), rast, w["tri"])
+        lambert = (attrs[..., :3] * w["light"]).sum(-1, keepdim=True).clamp(min=0.0)
+        img = be.antialias(attrs[..., 3:] * (0.1 + 0.9 * lambert), rast, pos, w["tri"])
+        return torch.nn.functional.mse_loss(img, target)
+
+    return forward_backward_ms(forward, pos.device)
 
 
 def main() -> None:

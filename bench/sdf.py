@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
@@ -29,6 +28,8 @@ from studio.render.sdf import (Capsule, Cylinder, Plane, RoundedBox, SDFModel, S
 from studio.render.shading import Lights, shade
 from studio.runtime import tune_cpu_allocator
 from studio.scene.camera import look_at, orbit_eye
+
+from _timing import forward_backward_ms
 
 GOAL_MS = 150.0  # CPU, 2 threads, 256x256 with shadows
 
@@ -59,23 +60,18 @@ def workload(device: torch.device, scene: str) -> dict:
 def step(w: dict, origins: torch.Tensor, dirs: torch.Tensor, shadows: bool, target: torch.Tensor,
          stats: dict) -> tuple[float, float]:
     """One step; returns (forward ms, backward ms), synchronised on CUDA."""
-    sync = torch.cuda.synchronize if dirs.is_cuda else (lambda: None)
     for t in w["params"]:
         t.grad = None
-    sync()
-    t0 = time.perf_counter()
-    light = w["light"][None]
-    gb = render_sdf(w["model"], origins, dirs, light if shadows else None, stats=stats)
-    lights = Lights(ambient=torch.full((3,), 0.15, device=dirs.device), directions=light,
-                    colors=torch.ones(1, 3, device=dirs.device))
-    img = shade(gb, gb.albedo, lights, "lambert") * gb.coverage + 0.5 * (1 - gb.coverage)
-    loss = torch.nn.functional.mse_loss(img, target)
-    sync()
-    t1 = time.perf_counter()
-    loss.backward()
-    sync()
-    t2 = time.perf_counter()
-    return (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
+    def forward() -> torch.Tensor:
+        light = w["light"][None]
+        gb = render_sdf(w["model"], origins, dirs, light if shadows else None, stats=stats)
+        lights = Lights(ambient=torch.full((3,), 0.15, device=dirs.device), directions=light,
+                        colors=torch.ones(1, 3, device=dirs.device))
+        img = shade(gb, gb.albedo, lights, "lambert") * gb.coverage + 0.5 * (1 - gb.coverage)
+        return torch.nn.functional.mse_loss(img, target)
+
+    return forward_backward_ms(forward, dirs.device)
 
 
 def main() -> None:

@@ -32,6 +32,8 @@ from studio.render.torch_raster import TorchBackend
 from studio.runtime import tune_cpu_allocator
 from studio.scene.camera import look_at, orbit_eye, perspective, to_clip
 
+from _timing import forward_backward_ms
+
 
 def icosphere(device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     mesh = trimesh.creation.icosphere(subdivisions=3, radius=0.8)
@@ -62,21 +64,20 @@ def step(be: TorchBackend, w: dict, res: int, sigma: float | None) -> tuple[floa
     pos = w["pos"].clone().requires_grad_(True)
     colour = w["colour"].clone().requires_grad_(True)
     tri = w["tri"]
-    t0 = CLOCK()
-    rast, _ = be.rasterize(pos, tri, (res, res), grad_db=False)
-    surface = rast
-    if sigma is not None:
-        soft = soft_rasterize(pos, tri, rast, sigma)
-        surface = soft.rast
-    attrs, _ = be.interpolate(torch.cat([w["normal"], colour], 1), surface, tri)
-    lambert = (attrs[..., :3] * w["light"]).sum(-1, keepdim=True).clamp(min=0.0)
-    shaded = attrs[..., 3:] * (0.1 + 0.9 * lambert)
-    img = be.antialias(shaded, rast, pos, tri) if sigma is None else shaded * soft.coverage
-    loss = torch.nn.functional.mse_loss(img, w["target"])
-    t1 = CLOCK()
-    loss.backward()
-    t2 = CLOCK()
-    return (t1 - t0) * 1e3, (t2 - t1) * 1e3
+
+    def forward() -> torch.Tensor:
+        rast, _ = be.rasterize(pos, tri, (res, res), grad_db=False)
+        surface, soft = rast, None
+        if sigma is not None:
+            soft = soft_rasterize(pos, tri, rast, sigma)
+            surface = soft.rast
+        attrs, _ = be.interpolate(torch.cat([w["normal"], colour], 1), surface, tri)
+        lambert = (attrs[..., :3] * w["light"]).sum(-1, keepdim=True).clamp(min=0.0)
+        shaded = attrs[..., 3:] * (0.1 + 0.9 * lambert)
+        img = be.antialias(shaded, rast, pos, tri) if soft is None else shaded * soft.coverage
+        return torch.nn.functional.mse_loss(img, w["target"])
+
+    return forward_backward_ms(forward, pos.device, CLOCK)
 
 
 def main() -> None:
