@@ -97,9 +97,16 @@ class SceneBase:
 
         Args:
             views: indices into the camera rig (default: all).
-            values: parameter tensors by name (default: the live parameters).
+            values: parameter tensors by name (default: the live parameters, or the ground truth
+                with ``target``).
             target: render the ground-truth scene.
         """
+        if values is None:
+            values = self.params.ground_truth_values() if target else self.params.values()
+        return self._render(list(range(self.num_views)) if views is None else list(views), values, target)
+
+    def _render(self, views: list[int], values: Mapping[str, torch.Tensor], target: bool) -> "RenderOutput":
+        """Render the given views from ``values`` (see :meth:`render`)."""
         raise NotImplementedError
 
     def material_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):

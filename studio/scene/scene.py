@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 
@@ -235,12 +235,8 @@ class Scene(SceneBase):
             offset += v.shape[0]
         return torch.cat(verts), torch.cat(normals), torch.cat(faces).int().contiguous()
 
-    def render(self, views: Sequence[int] | None = None, values: Mapping[str, torch.Tensor] | None = None,
-               target: bool = False) -> RenderOutput:
-        """Render views (see :meth:`SceneBase.render`); ``target`` also swaps in target meshes."""
-        if values is None:
-            values = self.params.ground_truth_values() if target else self.params.values()
-        views = list(range(self.num_views)) if views is None else list(views)
+    def _render(self, views: list[int], values: Mapping[str, torch.Tensor], target: bool) -> RenderOutput:
+        """Rasterize and shade; ``target`` also swaps in target meshes."""
         mvp, eye, fwd = self.cameras(views, values)
         verts, normals, faces = self.world_geometry(values, target)
         pos = to_clip(verts, mvp).contiguous()

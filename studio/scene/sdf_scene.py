@@ -10,7 +10,7 @@ scene-wide ``specular`` / ``shininess``.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 
@@ -128,12 +128,8 @@ class SdfScene(SceneBase):
             return float(fixed)
         return a0 * (a1 / a0) ** self._progress
 
-    def render(self, views: Sequence[int] | None = None, values: Mapping[str, torch.Tensor] | None = None,
-               target: bool = False) -> RenderOutput:
-        """Render views (see :meth:`SceneBase.render`)."""
-        if values is None:
-            values = self.params.ground_truth_values() if target else self.params.values()
-        views = list(range(self.num_views)) if views is None else list(views)
+    def _render(self, views: list[int], values: Mapping[str, torch.Tensor], target: bool) -> RenderOutput:
+        """Sphere-trace and shade; ``target`` renders with the sharpest silhouettes."""
         view, _, fwd = self.views(views, values)
         h, w = self.resolution
         origins, dirs = camera_rays(view, values["camera.fov"][0], (h, w))
