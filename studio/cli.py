@@ -13,7 +13,6 @@ Bad input ends with one sentence on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import logging
 import math
@@ -25,8 +24,10 @@ from typing import Sequence
 import numpy as np
 
 from .data import cli as data_cli
-from .images import ImageError, heatmap, save_png, to_uint8
+from .images import heatmap, save_png, to_uint8
 from .optim.compare import SWITCHES as SWITCH_CHOICES
+from .outputs import world_mesh, write_curves_csv, write_gif
+from .errors import user_errors
 from .runtime import tune_cpu_allocator
 
 log = logging.getLogger("studio")
@@ -35,20 +36,6 @@ log = logging.getLogger("studio")
 EXIT_BAD_INPUT = 2
 #: Mean |render - target| (linear RGB) shown as white in final.png's difference panel.
 DIFF_VMAX = 0.5
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from .optim.compare import CompareError
-    from .optim.engine import EngineError
-    from .optim.losses import LossError
-    from .optim.plugins import PluginError
-    from .render.backend import BackendUnavailableError, RenderInputError
-    from .scene.mesh import MeshError
-    from .scene.params import ParameterError
-    from .scene.spec import SceneError
-
-    return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
-            BackendUnavailableError, EngineError, PluginError, CompareError, data_cli.DatasetError)
 
 
 def _parse_loss(text: str) -> tuple[str, float]:
@@ -165,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if command == "export-dataset":
             return data_cli.run(args)
-    except _user_errors() as exc:
+    except user_errors() as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
@@ -333,7 +320,7 @@ def _optimize(args: argparse.Namespace) -> int:
         "skipped_steps": snap.skipped_steps,
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    _write_curves(out_dir / "curves.csv", snap.history)
+    write_curves_csv(out_dir / "curves.csv", snap.history)
     (out_dir / "params.json").write_text(json.dumps(
         {n: np.round(v, 6).tolist() for n, v in scene.params.numpy_values().items()}) + "\n")
     _write_final_png(out_dir / "final.png", engine)
@@ -353,20 +340,6 @@ def _summary_line(summary: dict) -> str:
     return "; ".join(parts)
 
 
-def _write_curves(path: Path, history: dict[str, np.ndarray]) -> None:
-    from .scene.params import GROUPS
-
-    with path.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["step", "loss", *GROUPS])
-        for i in range(len(history["step"])):
-            row = [int(history["step"][i]), f"{history['loss'][i]:.6g}"]
-            for g in GROUPS:
-                v = history[g][i]
-                row.append("" if np.isnan(v) else f"{v:.6g}")
-            w.writerow(row)
-
-
 def _write_final_png(path: Path, engine) -> None:
     """target | render | difference heatmap of view 0 at the final parameters."""
     import torch
@@ -380,10 +353,8 @@ def _write_final_png(path: Path, engine) -> None:
 
 
 def _write_video(path: Path, frames: list[np.ndarray], max_frames: int = 120) -> None:
-    import imageio.v3 as iio
-
     idx = np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int)
-    iio.imwrite(path, [to_uint8(frames[i]) for i in idx], duration=50, loop=0)
+    write_gif(path, [to_uint8(frames[i]) for i in idx])
 
 
 def _write_geometry(out_dir: Path, scene) -> None:
@@ -391,13 +362,9 @@ def _write_geometry(out_dir: Path, scene) -> None:
     objects = getattr(scene, "objects", [])
     if not any(f"{o.name}.vertices" in scene.params and scene.params[f"{o.name}.vertices"].trainable for o in objects):
         return
-    import torch
+    from .scene.mesh import save_obj
 
-    from .scene.mesh import Mesh, save_obj
-
-    with torch.no_grad():
-        verts, _, faces = scene.world_geometry(scene.params.values())
-    save_obj(Mesh(vertices=verts.cpu(), faces=faces.cpu(), name=scene.spec.name), out_dir / "mesh.obj")
+    save_obj(world_mesh(scene), out_dir / "mesh.obj")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from .config import TASKS, DatasetError, ExportConfig, parse_shard
+from ..errors import user_errors
+from .config import TASKS, ExportConfig, parse_shard
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -55,19 +56,6 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
                         plugin_dirs=list(args.plugins or []))
 
 
-def _user_errors() -> tuple[type[BaseException], ...]:
-    from ..images import ImageError
-    from ..optim.losses import LossError
-    from ..optim.plugins import PluginError
-    from ..render.backend import BackendUnavailableError, RenderInputError
-    from ..scene.mesh import MeshError
-    from ..scene.params import ParameterError
-    from ..scene.spec import SceneError
-
-    return (DatasetError, SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
-            BackendUnavailableError, PluginError)
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``export-dataset``; returns the exit code (0, 2 for bad input, 130 when interrupted)."""
     from tqdm import tqdm
@@ -90,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"studio: note: {config.scene} declares no [export] randomisation, so every image shows the "
                   "scene as its file describes it.", file=sys.stderr)
         result = export_dataset(config, progress=progress, renderer=renderer)
-    except _user_errors() as exc:
+    except user_errors() as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -30,15 +30,19 @@ from ..render.modes import SHADED
 from ..scenarios import DEFAULT_SCENARIO, list_scenarios, scenario_path
 from ..workspace import Options, build_engine
 from . import exports, theme
-from .controls import Checkbox, Control, Text
+from .compare_window import CompareWindow
+from .controls import Control, Text
 from .dialogs import FileDialog
 from .display import HEADLESS_HINT, display_problem
+from .errors import one_sentence, user_errors
+from .export_dialog import ExportDialog
 from .images import ImageRow
 from .jobs import Jobs
 from .loss_panel import LossPanel
 from .params_panel import ParamsPanel
 from .plots import Plots
 from .status import ERROR, INFO, WARNING, LogPanel, StatusBar
+from .teaching_panel import TeachingActions, TeachingPanel
 from .toolbar import DEFAULT_DEVICE, Toolbar, ToolbarActions
 
 log = logging.getLogger("studio.gui")
@@ -63,22 +67,6 @@ _PAD = 8
 _LEGEND_W = 74
 _IMAGE_EXTRA = 56  # caption + render-mode row under the pictures
 _PLOT_BAR = 28
-
-
-def _user_errors() -> tuple[type[BaseException], ...]:
-    """Exceptions whose message is already the one sentence to show: the CLI's, and the GUI's own."""
-    from ..cli import _user_errors as cli_user_errors
-    from ..session import SessionError
-
-    return (*cli_user_errors(), SessionError, exports.ExportError)
-
-
-def one_sentence(what: str, exc: BaseException) -> str:
-    """The sentence the status bar shows for ``exc`` raised while doing ``what``."""
-    if isinstance(exc, _user_errors()):
-        return str(exc)
-    first = (str(exc).strip().splitlines() or [""])[0][:160]
-    return f"{what} failed ({type(exc).__name__}{': ' + first if first else ''}); the details are in the Log tab."
 
 
 @dataclass
@@ -191,7 +179,8 @@ class App:
             self.toolbar.update(running=False, ready=False)  # until a scene is loaded
             body = dpg.add_group(horizontal=True, parent=self.window)
             self.left = dpg.add_child_window(parent=body, border=False, no_scrollbar=True, width=800, height=600)
-            self.images = ImageRow(self.left, on_mode=self.choose_mode, on_view=self.choose_view)
+            self.images = ImageRow(self.left, on_mode=self.choose_mode, on_view=self.choose_view,
+                                   on_derivative=self.choose_derivative)
             dpg.add_spacer(height=2, parent=self.left)
             self.plots = Plots(self.left)
             self.side = dpg.add_child_window(parent=body, border=True, width=400, height=600)
@@ -201,9 +190,12 @@ class App:
                 self.teaching_tab = dpg.add_tab(label="Teaching")
                 self.log_tab = dpg.add_tab(label="Log")
             self.loading_text = Text("loading the scene...", parent=self.params_tab, color=(150, 150, 150))
-            self._build_teaching()
+            self.teaching = TeachingPanel(self.teaching_tab, TeachingActions(self.set_option, self.show_mode,
+                                                                             self.open_compare))
             self.log_panel = LogPanel(self.log_tab)
             self.status = StatusBar(self.window)
+        self.compare_window = CompareWindow(self.jobs, self.report, self.fail)
+        self.export_dialog = ExportDialog(self.jobs, self.report, self.fail)
         self.dialogs = {
             "mesh": FileDialog("Load mesh", MESH_TYPES, self.load_mesh),
             "target": FileDialog("Load target image", IMAGE_TYPES, self.load_target),
@@ -248,16 +240,6 @@ class App:
                 item("Reset", self.reset, "R")
                 item("Randomise initial guess", self.randomize)
 
-    def _build_teaching(self) -> None:
-        grey = (150, 150, 150)
-        self.lesson = Text("", parent=self.teaching_tab, wrap=0)
-        dpg.add_separator(parent=self.teaching_tab)
-        self.antialias = Checkbox.add("antialiasing", True, parent=self.teaching_tab,
-                                      on_change=lambda on: self._engine_do(lambda e: e.set_option("antialias", on)))
-        self.antialias.tooltip("Silhouette antialiasing is where gradients for positions come from: switch it off "
-                               "and Reset to see shapes stop moving.")
-        dpg.add_text("More teaching tools will appear here.", parent=self.teaching_tab, color=grey)
-
     # ------------------------------------------------------------------ the loop
 
     def frame(self) -> bool:
@@ -266,10 +248,13 @@ class App:
             return False
         self._dispatch(dpg.get_callback_queue())
         self.jobs.poll()
+        self.compare_window.poll()
+        self.export_dialog.poll()
         self._layout()
         snap = self.ws.engine.latest() if self.ws is not None else None
         now = time.perf_counter()
-        if snap is not None and snap is not self._snap:
+        # Step-through holds back the snapshot of a recorded step until its update stage is shown.
+        if snap is not None and snap is not self._snap and not self.teaching.step_through.holds(snap):
             self._safely("showing the latest step", self._show, snap)
             self._status_at = -1.0
         if now - self._status_at > 0.25:
@@ -301,6 +286,9 @@ class App:
         return self.exit_code
 
     def close(self) -> None:
+        for job in (self.compare_window.progress, self.export_dialog.progress):
+            if job is not None:
+                job.cancel.set()  # a comparison or an export must not outlive the window
         if self.ws is not None:
             self.ws.engine.stop()
             self.ws = None
@@ -365,6 +353,7 @@ class App:
             self.params_panel.update(snap)
         if self.loss_panel is not None:
             self.loss_panel.update(snap)
+        self.teaching.update(snap)
         self.toolbar.update(snap.running, True)
 
     def _show_figures(self) -> None:
@@ -400,10 +389,12 @@ class App:
         self.plots.set_size(left_w - _PAD, plots_h)
 
     def _key(self, action: Callable[[], None]) -> None:
-        """A keyboard shortcut, unless the user is typing into a field or a dialog is open."""
-        if any(d.visible for d in self.dialogs.values()):
+        """A keyboard shortcut, unless the user is typing into a field or a dialog is open or in use."""
+        if any(d.visible for d in self.dialogs.values()) or self.export_dialog.folder_dialog.visible:
             return
-        controls: list[Control] = []
+        if any(dpg.is_item_focused(w) for w in (self.compare_window.window, self.export_dialog.window)):
+            return
+        controls: list[Control] = self.teaching.controls()
         for panel in (self.params_panel, self.loss_panel):
             if panel is not None:
                 controls += panel.controls()
@@ -421,7 +412,7 @@ class App:
         (log.error if level == ERROR else log.info)(sentence)
 
     def fail(self, what: str, exc: BaseException) -> None:
-        details = "" if isinstance(exc, _user_errors()) else "".join(traceback.format_exception(exc))
+        details = "" if isinstance(exc, user_errors()) else "".join(traceback.format_exception(exc))
         self.report(one_sentence(what, exc), ERROR, details)
 
     # ------------------------------------------------------------------ loading scenes
@@ -465,16 +456,12 @@ class App:
         self.loading_text.value = ""
         self.params_panel = ParamsPanel(self.params_tab, ws.scene.params, ws.engine)
         self.loss_panel = LossPanel(self.loss_tab, ws.engine, self.report)
-        self.images.attach(tuple(ws.scene.resolution), ws.scene.num_views)
+        self.images.attach(tuple(ws.scene.resolution), ws.scene.num_views, ws.scene.params)
         self.plots.clear()
         self.recorder.clear()
         self.log_panel.forget_events()
+        self.teaching.attach(ws.scene, ws.engine)
         spec = ws.scene.spec
-        paragraphs = [f"{spec.name}: {spec.description}"] + [" ".join(p.split()) for p in spec.lesson.split("\n\n")
-                                                            if p.strip()]
-        self.lesson.value = "\n\n".join(paragraphs)  # the scene file's line breaks are not the panel's
-        self.antialias.show("antialias" in ws.scene.options)
-        self.antialias.value = bool(ws.scene.options.get("antialias", True))
         self._sync_pickers(ws.opts)
         self.status.say(f"loaded {spec.name} ({ws.scene.backend.name} on {ws.scene.backend.device}).", INFO)
         for note in notes:
@@ -524,7 +511,9 @@ class App:
         e.start(until=e.config.steps if step < e.config.steps else None)
 
     def step(self) -> None:
-        self._engine_do(lambda e: e.step(1))
+        """One step; in step-through mode, the next stage of the step shown (see step_through)."""
+        stepper = self.teaching.step_through
+        self._engine_do(lambda e: stepper.step() if stepper.on else e.step(1))
 
     def reset(self) -> None:
         self.recorder.clear()
@@ -538,6 +527,26 @@ class App:
 
     def choose_mode(self, mode: str) -> None:
         self._engine_do(lambda e: e.set_display_mode(mode))
+
+    def show_mode(self, mode: str) -> None:
+        """Put the render picture in ``mode`` as if the user had picked it under the pictures."""
+        self.images.mode.value = mode
+        self.choose_mode(mode)
+
+    def choose_derivative(self, name: str, index: int) -> None:
+        self._engine_do(lambda e: e.set_derivative(name, index))
+
+    def set_option(self, key: str, value: Any) -> None:
+        """A teaching switch: a render option (or ``restarts``) of the interactive run."""
+        self._engine_do(lambda e: e.set_option(key, value))
+
+    def open_compare(self) -> None:
+        """The Compare window for the loaded scenario."""
+        if self.ws is None:
+            self.report("no scene is loaded yet.", INFO)
+            return
+        options = self._snap.options if self._snap is not None else dict(self.ws.scene.options)
+        self.compare_window.open(self.ws.opts, self.ws.scene, self.ws.engine.config.steps, options)
 
     def choose_view(self, view: int) -> None:
         self._engine_do(lambda e: e.set_view(view))
@@ -636,8 +645,9 @@ class App:
                         lambda exc: self.fail("exporting the mesh", exc))
 
     def open_dataset_export(self) -> None:
-        """Placeholder for the "Export dataset..." dialog (synthetic YOLO datasets, studio.data)."""
-        self.report("dataset export is not available in this build yet; it will open here.", INFO)
+        """File > Export dataset...: the dialog, set to the loaded scene when it can be exported."""
+        opts = self.ws.opts if self.ws is not None else self.opts
+        self.export_dialog.open(self.ws.scene.spec if self.ws is not None else None, opts.backend, opts.device)
 
     # ------------------------------------------------------------------ screenshot mode
 

@@ -134,6 +134,20 @@ class VectorSlider(Control[tuple]):
         return len(a) == len(b) and all(abs(x - y) <= 1e-6 * max(1.0, abs(y)) for x, y in zip(a, b))
 
 
+class IntSlider(Control[int]):
+    """An integer slider (ctrl+click to type a value)."""
+
+    @classmethod
+    def add(cls, label: str, lo: int, hi: int, value: int, *, parent: int | str, width: int = -1,
+            on_change: Callable[[int], None] | None = None) -> "IntSlider":
+        item = dpg.add_slider_int(label=label, min_value=int(lo), max_value=int(hi), default_value=int(value),
+                                  width=width, parent=parent)
+        return cls(item, on_change)
+
+    def _decode(self, raw: Any) -> int:
+        return int(raw)
+
+
 class Checkbox(Control[bool]):
     @classmethod
     def add(cls, label: str, value: bool, *, parent: int | str,
@@ -177,6 +191,50 @@ class NumberInput(Control[float]):
     @staticmethod
     def _same(a: float, b: float) -> bool:
         return abs(a - b) <= 1e-9 * max(1.0, abs(b))
+
+
+class IntInput(Control[int]):
+    """A whole number typed in, clamped to [lo, hi]; ``on_change`` runs on every edit."""
+
+    @classmethod
+    def add(cls, label: str, value: int, *, parent: int | str, width: int = 90, lo: int = 0,
+            hi: int = 2**31 - 1, on_change: Callable[[int], None] | None = None) -> "IntInput":
+        item = dpg.add_input_int(label=label, default_value=int(value), width=width, step=0, min_value=lo,
+                                 max_value=hi, min_clamped=True, max_clamped=True, parent=parent)
+        return cls(item, on_change)
+
+    def _decode(self, raw: Any) -> int:
+        return int(raw)
+
+
+class TextInput(Control[str]):
+    """A line of text typed in (a folder, a value word)."""
+
+    @classmethod
+    def add(cls, label: str, value: str, *, parent: int | str, width: int = 200, hint: str = "",
+            on_change: Callable[[str], None] | None = None) -> "TextInput":
+        return cls(dpg.add_input_text(label=label, default_value=value, hint=hint, width=width, parent=parent),
+                   on_change)
+
+
+class ProgressBar:
+    """A progress bar with its text (``show(fraction, text)``); not an input."""
+
+    def __init__(self, *, parent: int | str, width: int = -1):
+        self.item = dpg.add_progress_bar(default_value=0.0, overlay="", width=width, parent=parent)
+
+    @property
+    def fraction(self) -> float:
+        return float(dpg.get_value(self.item))
+
+    @property
+    def text(self) -> str:
+        return str(dpg.get_item_configuration(self.item)["overlay"])
+
+    def show(self, fraction: float, text: str) -> None:
+        if (fraction, text) != (self.fraction, self.text):
+            dpg.set_value(self.item, min(max(float(fraction), 0.0), 1.0))
+            dpg.configure_item(self.item, overlay=text)
 
 
 class Button:
@@ -236,3 +294,6 @@ class Text:
 
     def color(self, rgba: Sequence[int]) -> None:
         dpg.configure_item(self.item, color=tuple(rgba))
+
+    def show(self, on: bool = True) -> None:
+        dpg.configure_item(self.item, show=on)

@@ -19,20 +19,23 @@ class FileDialog:
             (".*", "all files") entry is added.
         on_choose: called with the chosen path.
         save: a save dialog (the user types a new file name; ``default_name`` pre-fills it).
+        directory: choose a folder instead of a file (``extensions`` is then empty).
     """
 
     def __init__(self, title: str, extensions: Sequence[tuple[str, str]], on_choose: Callable[[Path], None],
-                 save: bool = False, default_name: str = ""):
+                 save: bool = False, default_name: str = "", directory: bool = False):
         self.title = title
         self.on_choose = on_choose
         self.save = save
+        self.directory = directory
         self._default_ext = extensions[0][0] if extensions else ""
-        with dpg.file_dialog(label=title, show=False, modal=True, width=720, height=440, directory_selector=False,
+        with dpg.file_dialog(label=title, show=False, modal=True, width=720, height=440, directory_selector=directory,
                              default_filename=Path(default_name).stem if default_name else "",
                              callback=self._ok, cancel_callback=lambda *a: None) as self.item:
-            for ext, label in extensions:
-                dpg.add_file_extension(ext, custom_text=f"[{label}]")
-            dpg.add_file_extension(".*", custom_text="[all files]")
+            if not directory:  # a folder chooser lists folders only
+                for ext, label in extensions:
+                    dpg.add_file_extension(ext, custom_text=f"[{label}]")
+                dpg.add_file_extension(".*", custom_text="[all files]")
 
     def open(self, folder: str | Path | None = None) -> None:
         if folder is not None:
@@ -45,7 +48,8 @@ class FileDialog:
 
     def _ok(self, sender: Any, app_data: dict, user_data: Any = None) -> None:
         selections = list((app_data or {}).get("selections", {}).values())
-        path = selections[0] if selections and not self.save else (app_data or {}).get("file_path_name", "")
+        typed = (app_data or {}).get("file_path_name", "")
+        path = selections[0] if selections and not (self.save or self.directory) else typed
         if not path:
             return
         if path.endswith(".*"):  # Dear PyGui appends the "all files" filter to a typed name

@@ -13,8 +13,8 @@ from typing import Any
 
 import imageio.v3 as iio
 import numpy as np
-import torch
 
+from .. import outputs
 from ..images import to_uint8
 from ..optim.engine import Snapshot
 from ..render.modes import SHADED
@@ -48,27 +48,21 @@ def write_render_png(path: str | Path, snap: Snapshot) -> Path:
 
 def write_curves_csv(path: str | Path, history: dict[str, np.ndarray]) -> Path:
     """step, loss and group errors per step, the same columns as ``studio optimize``'s curves.csv."""
-    from ..cli import _write_curves  # one CSV format for the CLI and the GUI
-
     path = _parent_ok(Path(path).with_suffix(".csv"))
     if not len(history.get("step", ())):
         raise ExportError("there are no curves yet; take a few steps first.")
-    _write_curves(path, history)
+    outputs.write_curves_csv(path, history)
     return path
 
 
 def fitted_mesh(engine: Any):
     """The scene's meshes with the current parameters, in world space, as one Mesh (CPU).
     Call it on the engine's worker (``engine.submit(fitted_mesh)``)."""
-    from ..scene.mesh import Mesh
-
-    scene = engine.scene
-    if not getattr(scene, "objects", None) or not hasattr(scene, "world_geometry"):
-        raise ExportError(f"scene {scene.spec.name!r} has no triangle mesh to export "
+    mesh = outputs.world_mesh(engine.scene)
+    if mesh is None:
+        raise ExportError(f"scene {engine.scene.spec.name!r} has no triangle mesh to export "
                           "(SDF scenes are implicit surfaces).")
-    with torch.no_grad():
-        verts, _, faces = scene.world_geometry(scene.params.values())
-    return Mesh(vertices=verts.detach().float().cpu(), faces=faces.cpu().int(), name=scene.spec.name)
+    return mesh
 
 
 def write_mesh_obj(path: str | Path, mesh: Any) -> Path:
@@ -111,5 +105,5 @@ def write_video(path: str | Path, frames: list[np.ndarray], frame_ms: int = 50) 
     if not frames:
         raise ExportError("there is no progress to record yet; start the optimiser first.")
     path = _parent_ok(Path(path).with_suffix(".gif"))
-    iio.imwrite(path, frames, duration=frame_ms, loop=0)
+    outputs.write_gif(path, frames, frame_ms)
     return path

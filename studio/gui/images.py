@@ -3,7 +3,8 @@
 Each picture is a Dear PyGui dynamic texture at the render resolution, drawn scaled to the space
 the layout gives it.  Textures are only written when a new snapshot arrives.  The render picture
 shows the render mode the user picked (computed by the engine, see studio.render.modes); a view
-selector appears when the scene has several target views.
+selector appears when the scene has several target views, and the gradient views bring their own
+controls and drawings (studio.gui.gradient_views).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import numpy as np
 
 from ..images import heatmap, linear_to_srgb
 from ..optim.engine import Snapshot
-from ..render.modes import MODES, SHADED
+from ..render.modes import ALL_MODES, DERIVATIVE, SHADED, VERTEX_ARROWS
+from ..scene.params import ParameterSet
 from .controls import Combo, Text
+from .gradient_views import ArrowOverlay, DerivativePicker, modes_for
 
 #: |render - target| (linear, mean over RGB) that maps to the top of the heatmap.
 DIFF_VMAX = 0.25
@@ -34,15 +37,20 @@ def _rgba(image: np.ndarray) -> np.ndarray:
 
 
 class ImageView:
-    """One captioned picture backed by a dynamic texture."""
+    """One captioned picture backed by a dynamic texture.
+
+    The picture is drawn in a drawlist, so that :attr:`overlay` (a draw layer above it) can carry
+    drawings in picture pixels, e.g. gradient arrows.
+    """
 
     def __init__(self, parent: int | str, caption: str, registry: int | str):
         self._registry = registry
         self.group = dpg.add_group(parent=parent)
         self.caption = Text(caption, parent=self.group, color=_CAPTION_COLOR)
-        self._holder = dpg.add_group(parent=self.group)
+        self.image = dpg.add_drawlist(64, 64, parent=self.group)
+        self._picture: int | None = None
+        self.overlay = dpg.add_draw_layer(parent=self.image)
         self.texture: int | None = None
-        self.image: int | None = None
         self.size = 64
         self.resolution = (0, 0)
 
@@ -50,23 +58,33 @@ class ImageView:
         """(Re)create the texture for ``h`` x ``w`` images (grey until the first update)."""
         if (h, w) == self.resolution:
             return
-        if self.image is not None:
-            dpg.delete_item(self.image)
+        if self._picture is not None:
+            dpg.delete_item(self._picture)
             dpg.delete_item(self.texture)
         self.texture = dpg.add_dynamic_texture(w, h, _rgba(np.full((h, w, 3), 0.2, np.float32)).tolist(),
                                                parent=self._registry)
-        self.image = dpg.add_image(self.texture, parent=self._holder, width=self.size, height=self.size)
+        self._picture = dpg.draw_image(self.texture, (0, 0), (1, 1), parent=self.image, before=self.overlay)
         self.resolution = (h, w)
+        self.set_size(self.size)
 
     def update(self, image: np.ndarray) -> None:
         if self.texture is not None and image.shape[:2] == self.resolution:
             dpg.set_value(self.texture, _rgba(image))
 
+    @property
+    def shown_size(self) -> tuple[int, int]:
+        """(width, height) of the picture on screen, in pixels."""
+        h, w = self.resolution
+        if not h or not w:
+            return self.size, self.size
+        return int(self.size * w / max(h, w)), int(self.size * h / max(h, w))
+
     def set_size(self, px: int) -> None:
         self.size = px
-        if self.image is not None:
-            h, w = self.resolution
-            dpg.configure_item(self.image, width=int(px * w / max(h, w)), height=int(px * h / max(h, w)))
+        w, h = self.shown_size
+        dpg.configure_item(self.image, width=w, height=h)
+        if self._picture is not None:
+            dpg.configure_item(self._picture, pmax=(w, h))
 
     def rect(self) -> tuple[int, int, int, int]:
         """(x, y, width, height) of the picture in viewport pixels, as last drawn."""
@@ -82,9 +100,12 @@ class ImageRow:
         parent: container item.
         on_mode: called with a render mode name when the user picks one.
         on_view: called with a view index when the user picks one.
+        on_derivative: called with (parameter, component) when the user picks what the derivative
+            mode differentiates by.
     """
 
-    def __init__(self, parent: int | str, on_mode: Callable[[str], None], on_view: Callable[[int], None]):
+    def __init__(self, parent: int | str, on_mode: Callable[[str], None], on_view: Callable[[int], None],
+                 on_derivative: Callable[[str, int], None]):
         with dpg.texture_registry() as registry:
             pass
         with dpg.colormap_registry():
@@ -101,17 +122,24 @@ class ImageRow:
             dpg.add_text(f"Per-pixel |render - target| in linear RGB (mean of the channels); "
                          f"{DIFF_VMAX} and more is white.", wrap=320)
         pickers = dpg.add_group(horizontal=True, parent=parent)
-        self.mode = Combo.add("render mode", MODES, SHADED, parent=pickers, width=130, on_change=on_mode)
+        self.mode = Combo.add("render mode", ALL_MODES, SHADED, parent=pickers, width=150, on_change=on_mode)
         self.mode.tooltip("What the middle picture shows: the shaded render, or the renderer's normals, depth, "
-                          "coverage, triangle ids, or how strongly each pixel pulls on the loss (|d loss / d pixel|).")
+                          "coverage, triangle ids, or a gradient view: d image / d param (how the picture changes "
+                          "with one parameter), vertex gradients (where descent moves each vertex), loss gradient "
+                          "(how strongly each pixel pulls on the loss, |d loss / d pixel|).")
         self.view = Combo.add("view", ["0"], "0", parent=pickers, width=70,
                               on_change=lambda v: on_view(int(v)))
         self.view.tooltip("Which camera view of the target rig to show.")
         self.view.show(False)
+        self.derivative = DerivativePicker(pickers, on_derivative)
+        self.arrow_note = Text("", parent=pickers, color=_CAPTION_COLOR)
+        self.arrows = ArrowOverlay(self.render.overlay)
         self._views = 1
+        self._last: Snapshot | None = None
 
-    def attach(self, resolution: tuple[int, int], num_views: int) -> None:
-        """A new scene: textures at its resolution, a view selector when it has several views."""
+    def attach(self, resolution: tuple[int, int], num_views: int, params: ParameterSet) -> None:
+        """A new scene: textures at its resolution, a view selector when it has several views, the
+        render modes that apply to it and its parameters for the derivative picker."""
         h, w = resolution
         for v in (self.target, self.render, self.diff):
             v.set_resolution(h, w)
@@ -119,8 +147,15 @@ class ImageRow:
         self.view.items = [str(i) for i in range(num_views)]
         self.view.value = "0"
         self.view.show(num_views > 1)
+        self.mode.items = modes_for(params)
+        if self.mode.value not in self.mode.items:
+            self.mode.value = SHADED
+        self.derivative.attach(params)
+        self._last = None
+        self.arrows.draw(None, resolution, self.render.shown_size)
 
     def update(self, snap: Snapshot) -> None:
+        self._last = snap
         self.target.update(linear_to_srgb(snap.target))
         mode = self.mode.value
         if snap.display is not None and snap.display_mode == mode:
@@ -130,8 +165,23 @@ class ImageRow:
         self.render.caption.value = "render" if snap.display_mode == SHADED else f"render ({snap.display_mode})"
         self.diff.update(heatmap(snap.diff, vmax=DIFF_VMAX))
         self.view.sync(str(snap.view))
+        self.derivative.show(mode == DERIVATIVE)
+        self.derivative.update(snap)
+        self._draw_arrows()
+
+    def _draw_arrows(self) -> None:
+        snap = self._last
+        shown = snap is not None and snap.display_mode == VERTEX_ARROWS == self.mode.value
+        self.arrows.draw(snap.arrows if shown else None, self.render.resolution, self.render.shown_size)
+        if not shown:
+            self.arrow_note.value = ""
+        elif self.arrows.count:
+            self.arrow_note.value = "arrows: where one descent step moves each visible vertex (relative lengths)"
+        else:
+            self.arrow_note.value = "no vertex feels a gradient in this view"
 
     def set_size(self, px: int) -> None:
         for v in (self.target, self.render, self.diff):
             v.set_size(px)
         dpg.configure_item(self.legend, height=px)
+        self._draw_arrows()

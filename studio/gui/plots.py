@@ -22,6 +22,9 @@ MAX_POINTS = 160  # ImPlot draws every segment, and with software OpenGL each on
 TOTAL_COLOR = (235, 235, 235)
 #: Colours of loss terms (none of them a group colour).
 TERM_COLORS = [(255, 170, 40), (40, 200, 220), (240, 220, 60), (250, 120, 190), (150, 150, 255), (170, 220, 120)]
+#: A dashed curve draws DASH_ON points' worth of line, then leaves DASH_OFF points out (ImPlot has no
+#: dash style, but it leaves a gap at every NaN).  Shorter curves stay solid: their dashes would vanish.
+DASH_ON, DASH_OFF, DASH_MIN_POINTS = 3, 2, 10
 
 def thin(x: np.ndarray, y: np.ndarray, positive: bool, max_points: int | None = None) -> tuple[list, list]:
     """Finite (and, for log axes, positive) points, at most ``max_points`` (default ``MAX_POINTS``).
@@ -43,12 +46,20 @@ def thin(x: np.ndarray, y: np.ndarray, positive: bool, max_points: int | None = 
     return x.tolist(), y.tolist()
 
 
+def dash(y: list[float]) -> list[float]:
+    """``y`` with gaps (NaN) that make its line dashed: DASH_ON points drawn, DASH_OFF left out."""
+    if len(y) < DASH_MIN_POINTS:
+        return y
+    period = DASH_ON + DASH_OFF
+    return [v if i % period < DASH_ON else float("nan") for i, v in enumerate(y)]
+
+
 class CurvePlot:
     """One plot of named curves that share a step axis."""
 
-    def __init__(self, parent: int | str, title: str, y_label: str):
+    def __init__(self, parent: int | str, title: str, y_label: str, legend: int = dpg.mvPlot_Location_NorthEast):
         self.plot = dpg.add_plot(label=title, parent=parent, height=200, width=300, no_menus=False)
-        dpg.add_plot_legend(parent=self.plot, location=dpg.mvPlot_Location_NorthEast)
+        dpg.add_plot_legend(parent=self.plot, location=legend)
         self.x_axis = dpg.add_plot_axis(dpg.mvXAxis, label="step", parent=self.plot, auto_fit=True)
         self.y_axis = dpg.add_plot_axis(dpg.mvYAxis, label=y_label, parent=self.plot, auto_fit=True)
         self.series: dict[str, int] = {}
@@ -70,8 +81,19 @@ class CurvePlot:
         for axis in (self.x_axis, self.y_axis):
             dpg.configure_item(axis, auto_fit=on)
 
-    def set_curve(self, key: str, label: str, color: Sequence[int], x: np.ndarray, y: np.ndarray) -> None:
+    def set_y_range(self, lo: float | None = None, hi: float | None = None) -> None:
+        """Fix the error axis to [lo, hi] (ImPlot fits the data edge to edge, which hides a flat curve
+        under the frame), or follow the data again when either is None."""
+        if lo is None or hi is None:
+            dpg.set_axis_limits_auto(self.y_axis)
+        else:
+            dpg.set_axis_limits(self.y_axis, lo, hi)
+
+    def set_curve(self, key: str, label: str, color: Sequence[int], x: np.ndarray, y: np.ndarray,
+                  dashed: bool = False) -> None:
         xs, ys = thin(x, y, self.log)
+        if dashed:
+            ys = dash(ys)
         if key not in self.series:
             if not xs:
                 return

@@ -23,6 +23,7 @@ import torch
 
 from ..render import modes as render_modes
 from ..scene.params import GROUPS, GroupError, ParameterError
+from . import gradient_views
 from .losses import REGISTRY, LossContext, LossDef, LossError, LossFailure, call_loss
 
 log = logging.getLogger("studio.engine")
@@ -34,6 +35,8 @@ RENDER_OPTIONS = ("antialias", "filter_mode", "soft_sigma", "sdf_alpha")
 _MAX_EVENTS = 200
 _PUBLISH_HZ = 30.0
 _PUBLISH_BUDGET = 0.10  # fraction of worker time that publishing may take
+#: Vertex arrows published at most (the longest ones): more would hide the render under them.
+ARROWS = 250
 
 T = TypeVar("T")
 
@@ -79,6 +82,48 @@ class LossTerm:
 
 
 @dataclass(frozen=True)
+class StepRecord:
+    """One optimisation step taken apart, for the step-through view (numpy arrays and plain numbers).
+
+    The engine fills it while it takes the step (:meth:`Engine.step_recorded`), so every part belongs
+    to the same iteration.  Images are of the step's first camera view, [H,W,...] float32, top row
+    first.
+
+    Attributes:
+        step: the step it produced (``Snapshot.step`` right after it).
+        views: the camera views the step rendered; the images show ``views[0]``.
+        render: [H,W,3] linear RGB the loss saw; target: [H,W,3] its linear RGB target.
+        loss_image: [H,W] per-pixel squared error |render - target|², summed over R, G, B: what
+            the ``l2`` loss averages (other terms, e.g. mask IoU, are not sums over pixels).
+        pixel_gradient: [H,W,4] d(total loss)/d(rendered R, G, B, coverage), signed: the signal the
+            renderer's backward pass turns into parameter gradients.
+        loss: the total (weighted) loss of the step; loss_terms: each term's unweighted value.
+        grad_norm: optimised parameter -> L2 norm of d loss / d parameter (parameter units).
+        group_grad_norm: group -> root of the sum of its parameters' squared gradient norms.
+        lr: optimised parameter -> learning rate of this step (after the schedule's decay).
+        before, after: optimised parameter -> its value before and after the optimiser step.
+        optimizer: "adam" or "sgd".
+        skipped: the loss or a gradient was NaN/Inf, so the step was skipped (``after == before``).
+    """
+
+    step: int
+    views: tuple[int, ...]
+    render: np.ndarray
+    target: np.ndarray
+    loss_image: np.ndarray
+    pixel_gradient: np.ndarray
+    loss: float
+    loss_terms: dict[str, float]
+    grad_norm: dict[str, float]
+    group_grad_norm: dict[str, float]
+    lr: dict[str, float]
+    before: dict[str, np.ndarray]
+    after: dict[str, np.ndarray]
+    optimizer: str
+    skipped: bool = False
+
+
+@dataclass(frozen=True)
 class Snapshot:
     """Immutable state published by the worker (numpy and plain Python only).
 
@@ -110,6 +155,11 @@ class Snapshot:
     frozen: tuple[str, ...] = ()  # trainable parameters held fixed one by one
     group_enabled: dict[str, bool] = field(default_factory=dict)  # group -> optimised
     group_lr: dict[str, float] = field(default_factory=dict)  # group -> learning rate of its trainable parameters
+    options: dict[str, Any] = field(default_factory=dict)  # render options (RENDER_OPTIONS) and "restarts"
+    derivative: tuple[str, int] | None = None  # (parameter, flat component) of the derivative mode's dI/dθ
+    display_scale: float = 0.0  # derivative mode: |dI/dθ| (linear RGB per parameter unit) shown at full colour
+    arrows: np.ndarray | None = None  # vertex gradients mode: [N,4] (x, y, dx, dy) in pixels of the view
+    step_record: StepRecord | None = None  # the latest step taken with Engine.step_recorded (None after reset)
 
 
 @dataclass
@@ -154,6 +204,7 @@ class Engine:
         self.group_enabled = {g: True for g in GROUPS}
         self.frozen: set[str] = set()
         self.display_mode = render_modes.SHADED
+        self.derivative: tuple[str, int] | None = None  # None until chosen (see _default_derivative)
         self._commands: queue.Queue = queue.Queue()
         self._slot: Snapshot | None = None
         self._slot_lock = threading.Lock()
@@ -204,6 +255,8 @@ class Engine:
         self._good = {p.name: p.value.detach().clone() for p in self.params.trainable()}
         self._optimizer = self._make_optimizer()
         self._searched = self.config.restarts <= 0
+        self._record_next = False
+        self._step_record: StepRecord | None = None
 
     def _make_optimizer(self) -> torch.optim.Optimizer | None:
         groups = []
@@ -238,6 +291,11 @@ class Engine:
     def step(self, n: int = 1) -> None:
         """Take ``n`` single steps, then stay paused."""
         self._send("steps", int(n))
+
+    def step_recorded(self) -> None:
+        """Take one step and attach its :class:`StepRecord` (render, loss image, pixel gradient,
+        gradient norms, values before and after, learning rates) to the snapshot that follows."""
+        self._send("record_step")
 
     def reset(self) -> None:
         """Back to the initial parameters, a fresh optimiser and empty curves."""
@@ -315,8 +373,13 @@ class Engine:
         return fut
 
     def set_display_mode(self, mode: str) -> None:
-        """What ``Snapshot.display`` shows: one of :data:`studio.render.modes.MODES`."""
+        """What ``Snapshot.display`` shows: one of :data:`studio.render.modes.ALL_MODES`."""
         self._send("display_mode", str(mode))
+
+    def set_derivative(self, name: str, index: int = 0) -> None:
+        """Which scalar the derivative render mode differentiates by: component ``index`` of the
+        flattened parameter ``name`` (row-major, e.g. vertex i's y is 3·i + 1)."""
+        self._send("derivative", (str(name), int(index)))
 
     def set_frozen(self, name: str, frozen: bool) -> None:
         """Hold one trainable parameter fixed (``True``) or optimise it again, whatever its group."""
@@ -391,8 +454,9 @@ class Engine:
                 publish_cost = self._timed_publish(finished=True)
                 last_publish = time.monotonic()
                 continue
+            recorded, self._record_next = self._record_next, False
             try:
-                self._one_step()
+                self._one_step(recorded)
             except Exception as exc:  # noqa: BLE001 - a failing step must not kill the session
                 self._running = False
                 self._pending_steps = 0
@@ -421,6 +485,9 @@ class Engine:
                 return True
             elif kind == "steps":
                 self._pending_steps += max(0, arg)
+            elif kind == "record_step":
+                self._pending_steps += 1
+                self._record_next = True
             elif kind == "publish":
                 return True
             elif kind == "reset":
@@ -454,9 +521,16 @@ class Engine:
                 (self.frozen.add if on else self.frozen.discard)(p.name)
                 return True
             elif kind == "display_mode":
-                if arg not in render_modes.MODES:
-                    raise EngineError(f"render mode must be one of {', '.join(render_modes.MODES)}, got {arg!r}.")
+                if arg not in render_modes.ALL_MODES:
+                    raise EngineError(f"render mode must be one of {', '.join(render_modes.ALL_MODES)}, got {arg!r}.")
                 self.display_mode = arg
+                return True
+            elif kind == "derivative":
+                name, index = arg
+                n = self.params[name].value.numel()  # an unknown name raises ParameterError with a hint
+                if not 0 <= index < n:
+                    raise EngineError(f"{name} has {n} components (0 to {n - 1}); component {index} does not exist.")
+                self.derivative = (name, index)
                 return True
             elif kind == "set_lr":
                 group, lr = arg
@@ -582,7 +656,8 @@ class Engine:
         self._events.append(message + ("\n" + details.rstrip() if details else ""))
         del self._events[:-_MAX_EVENTS]
 
-    def _one_step(self) -> None:
+    def _one_step(self, recorded: bool = False) -> None:
+        """One optimisation step; ``recorded`` also takes it apart into a :class:`StepRecord`."""
         if not self._searched:
             self._random_search()
         t0 = time.perf_counter()
@@ -592,8 +667,13 @@ class Engine:
         if before_step is not None:  # e.g. the SDF scene anneals its silhouette sharpness
             before_step(self.step_count, self.config.steps)
         out = self.scene.render(views)
+        if recorded:  # keep d loss / d pixel, which backward would otherwise free on its way to the parameters
+            for image in (out.rgb, out.alpha):
+                if image.requires_grad:
+                    image.retain_grad()
         total, terms = self._loss(out, target, views)
         trainable = [p for p in self.params.trainable() if self._optimised(p)]
+        before = {p.name: p.value.detach().cpu().numpy().copy() for p in trainable} if recorded else {}
         for p in self.params.trainable():
             p.value.grad = None
         ok = bool(torch.isfinite(total))
@@ -613,8 +693,11 @@ class Engine:
                 self._pending_steps = 0
                 self._event(f"paused after {MAX_BAD_STEPS} steps in a row with NaN/Inf values; lower the learning "
                             f"rate, check the losses, or Reset.")
+            if recorded:
+                self._step_record = self._take_apart(views, out, target, total, terms, trainable, before, {}, True)
             return
         self._bad_steps = 0
+        lrs: dict[str, float] = {}
         if self._optimizer is not None and trainable:
             for p in self.params.trainable():
                 if not self._optimised(p):
@@ -624,12 +707,38 @@ class Engine:
             ramp = self.config.lr_decay ** (min(self.step_count, self.config.steps) / max(self.config.steps, 1))
             for pg in self._optimizer.param_groups:
                 pg["lr"] = self.params[pg["name"]].lr * ramp
+                lrs[pg["name"]] = float(pg["lr"])
             self._optimizer.step()
             for p in trainable:
                 p.project_()
                 self._good[p.name].copy_(p.value.detach())
         self._step_times.append(time.perf_counter() - t0)
         self._record(float(total.detach()), terms)
+        if recorded:
+            self._step_record = self._take_apart(views, out, target, total, terms, trainable, before, lrs, False)
+
+    def _take_apart(self, views: list[int], out: Any, target: torch.Tensor, total: torch.Tensor,
+                    terms: dict[str, float], trainable: list[Any], before: dict[str, np.ndarray],
+                    lrs: dict[str, float], skipped: bool) -> StepRecord:
+        """The :class:`StepRecord` of the step just taken (gradients are still on the tensors)."""
+        def first(t: torch.Tensor | None, like: torch.Tensor) -> np.ndarray:
+            return self._frozen((t if t is not None else torch.zeros_like(like))[0].detach().float().cpu().numpy())
+
+        render, goal = first(out.rgb, out.rgb), first(target, target)
+        error = np.square(render - goal[..., :3]).sum(-1)
+        pixel_gradient = np.concatenate([first(out.rgb.grad, out.rgb), first(out.alpha.grad, out.alpha)], -1)
+        norms = {p.name: float(p.value.grad.norm()) if p.value.grad is not None else 0.0 for p in trainable}
+        groups: dict[str, float] = {}
+        for p in trainable:
+            groups[p.group] = groups.get(p.group, 0.0) + norms[p.name] ** 2
+        return StepRecord(
+            step=self.step_count, views=tuple(views), render=render, target=self._frozen(goal[..., :3].copy()),
+            loss_image=self._frozen(error), pixel_gradient=self._frozen(pixel_gradient),
+            loss=float(total.detach()), loss_terms=dict(terms), grad_norm=norms,
+            group_grad_norm={g: math.sqrt(v) for g, v in groups.items()}, lr=lrs,
+            before={k: self._frozen(v) for k, v in before.items()},
+            after={p.name: self._frozen(p.value.detach().cpu().numpy().copy()) for p in trainable},
+            optimizer=self.config.optimizer, skipped=skipped)
 
     def _optimised(self, p: Any) -> bool:
         return self.group_enabled[p.group] and p.name not in self.frozen
@@ -708,8 +817,17 @@ class Engine:
             out = self.scene.render([v])
         render = self._frozen(out.rgb[0].clamp(0, 1).float().cpu().numpy())
         target = self._frozen(self.targets.rgb[v].clamp(0, 1).float().cpu().numpy())
+        shown = self._display_fields(out, v)  # first: a failing view's message belongs in this snapshot
         recent = self._step_times[-20:]
         ms = 1000.0 * float(np.median(recent)) if recent else 0.0
+        errors = self.params.group_errors()
+        h = self._history
+        if h["step"] and h["step"][-1] == self.step_count:
+            # Measured anyway for the snapshot: fill the curves' point for this step if the
+            # throttled metrics skipped it, so every run's curves end with a value.
+            for g, e in errors.items():
+                if math.isnan(h[g][-1]):
+                    h[g][-1] = e.value
         self._stamp += 1
         snap = Snapshot(
             step=self.step_count,
@@ -722,7 +840,7 @@ class Engine:
             params={k: self._frozen(v) for k, v in self.params.numpy_values().items()},
             loss=self._last_loss,
             loss_terms=dict(self._last_terms),
-            group_errors=self.params.group_errors(),
+            group_errors=errors,
             history={k: self._frozen(np.asarray(vals, dtype=np.float64)) for k, vals in self._history.items()},
             ms_per_step=ms,
             it_per_s=1000.0 / ms if ms > 0 else 0.0,
@@ -732,11 +850,12 @@ class Engine:
             stamp=self._stamp,
             losses=tuple((t.name, t.weight, t.enabled, tuple(t.params.items())) for t in self.terms),
             events=tuple(self._events),
-            display_mode=self.display_mode,
-            display=self._display_image(out, v),
             frozen=tuple(sorted(self.frozen)),
             group_enabled=dict(self.group_enabled),
             group_lr=self._group_lr(),
+            options={**self.scene.options, "restarts": self.config.restarts},
+            step_record=self._step_record,
+            **shown,
         )
         with self._new_snapshot:
             self._slot = snap
@@ -749,19 +868,65 @@ class Engine:
             out.setdefault(p.group, p.lr)
         return out
 
-    def _display_image(self, out: Any, view: int) -> np.ndarray | None:
-        """The published view in the selected render mode (None for the shaded image itself)."""
-        if self.display_mode == render_modes.SHADED:
-            return None
-        loss_fn = None
-        if self.display_mode == render_modes.LOSS_GRADIENT:
-            target = self.targets.rgba([view])
+    def _display_fields(self, out: Any, view: int) -> dict[str, Any]:
+        """Snapshot fields of the selected render mode: ``display_mode`` and ``display`` (None for the
+        shaded image itself), plus ``derivative`` and ``display_scale`` or ``arrows`` for the gradient
+        views.  Those run a derivative per publish, so they cost only while their mode is selected."""
+        mode = self.display_mode
+        fields: dict[str, Any] = {"display_mode": mode, "display": None}
+        if mode == render_modes.SHADED:
+            return fields
+        target = self.targets.rgba([view])
 
-            def loss_fn(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-                return self._loss(replace(out, rgb=rgb, alpha=alpha), target, [view])[0]
+        def loss_of(render: Any, goal: torch.Tensor) -> torch.Tensor:
+            return self._loss(render, goal, [view])[0]
 
-        image = render_modes.display_image(self.display_mode, out, loss_fn)
-        return self._frozen(image[0].float().cpu().numpy())
+        try:
+            if mode == render_modes.DERIVATIVE:
+                if self.derivative is None:
+                    self.derivative = self._default_derivative(view, loss_of, target)
+                name, index = self.derivative
+                d_image = gradient_views.derivative_image(self.scene, name, index, view)
+                # The channels' mean: one signed number per pixel, in linear RGB per parameter unit.
+                image, scale = render_modes.signed_colors(d_image.mean(-1).unsqueeze(0))
+                fields.update(derivative=(name, index), display_scale=scale)
+            elif mode == render_modes.VERTEX_ARROWS:
+                points, vectors = gradient_views.vertex_gradient_field(self.scene, loss_of, target, view,
+                                                                       max_arrows=ARROWS)
+                fields["arrows"] = self._frozen(torch.cat([points, vectors], 1).float().cpu().numpy())
+                image = render_modes.shaded(out.rgb)
+            else:
+                def loss_fn(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+                    return loss_of(replace(out, rgb=rgb, alpha=alpha), target)
+
+                image = render_modes.display_image(mode, out, loss_fn)
+        except Exception as exc:  # noqa: BLE001 - a failing view must not end the worker; the run goes on
+            self.display_mode = render_modes.SHADED
+            self._event(f"the {mode!r} view failed ({type(exc).__name__}: {exc}), so the render shows the shaded "
+                        f"image again.",
+                        traceback.format_exc())
+            return {"display_mode": render_modes.SHADED, "display": None}
+        fields["display"] = self._frozen(image[0].float().cpu().numpy())
+        return fields
+
+    def _default_derivative(self, view: int, loss_of: Callable[[Any, torch.Tensor], torch.Tensor],
+                            target: torch.Tensor) -> tuple[str, int]:
+        """The derivative mode's scalar until one is chosen: the trainable component the loss pulls
+        on hardest in this view (the largest |d loss / d θ|), so the first picture is never of a
+        component that moves nothing on screen.  Kept from then on (it becomes ``derivative``)."""
+        trainable = self.params.trainable()
+        if not trainable:
+            return self.params.names()[0], 0
+        values = dict(self.params.values())
+        leaves = {p.name: p.value.detach().clone().requires_grad_(True) for p in trainable}
+        values.update(leaves)
+        loss = loss_of(self.scene.render([view], values=values), target)
+        if not loss.requires_grad:  # every loss is off: no component is pulled on
+            return trainable[0].name, 0
+        grads = torch.autograd.grad(loss, list(leaves.values()), allow_unused=True)
+        best = max(((float(g.abs().max()), name, int(g.abs().argmax())) for name, g in zip(leaves, grads)
+                    if g is not None), default=(0.0, trainable[0].name, 0))
+        return best[1], best[2]
 
     # ------------------------------------------------------------------ sessions
 

@@ -6,7 +6,8 @@
   differentiation: how every pixel changes when θ grows.  Scenes whose renderer cannot run in
   forward mode (``scene.forward_ad`` is False: the SDF tracer differentiates its own normals with
   autograd.grad and detaches parts of its implicit-differentiation formula) get the same
-  derivative from the double-vjp identity J·v = d/du (Jᵀu · v), with reverse mode only.
+  derivative from the double-vjp identity J·v = d/du (Jᵀu · v), with reverse mode only; a
+  renderer step with neither (soft rasterization's custom backward) gets a central difference.
 - :func:`vertex_gradient_field`: the descent direction of every optimised vertex, projected to the
   screen, as arrows.
 
@@ -51,15 +52,25 @@ def derivative_image(scene: Any, name: str, index: int = 0, view: int = 0,
     theta = base[name].detach()
     tangent = torch.zeros_like(theta)
     tangent.view(-1)[index] = 1.0
-    if not getattr(scene, "forward_ad", True):
-        return _double_vjp(scene, base, name, theta, tangent, view)
-    with warnings.catch_warnings(), fwAD.dual_level():
-        # torch's forward-mode decompositions still use torch.jit.script internally.
-        warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
-        base[name] = fwAD.make_dual(theta, tangent)
-        out = scene.render([view], values=base)
-        jvp = fwAD.unpack_dual(out.rgb).tangent
-    return torch.zeros_like(out.rgb[0]).detach() if jvp is None else jvp[0].detach()
+    try:
+        if not getattr(scene, "forward_ad", True):
+            return _double_vjp(scene, dict(base), name, theta, tangent, view)
+        with warnings.catch_warnings(), fwAD.dual_level():
+            # torch's forward-mode decompositions still use torch.jit.script internally.
+            warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+            duals = dict(base)
+            duals[name] = fwAD.make_dual(theta, tangent)
+            out = scene.render([view], values=duals)
+            jvp = fwAD.unpack_dual(out.rgb).tangent
+        return torch.zeros_like(out.rgb[0]).detach() if jvp is None else jvp[0].detach()
+    except (NotImplementedError, RuntimeError):
+        # A custom autograd step with neither a forward-mode rule nor a differentiable backward
+        # (soft rasterization's): a central difference of two renders is the honest fallback.
+        h = p.slider.step if p.slider is not None else 1e-3 * max(1.0, float(theta.abs().max()))
+        plus, minus = dict(base), dict(base)
+        plus[name], minus[name] = theta + h * tangent, theta - h * tangent
+        with torch.no_grad():
+            return (scene.render([view], values=plus).rgb[0] - scene.render([view], values=minus).rgb[0]) / (2 * h)
 
 
 def _double_vjp(scene: Any, base: dict, name: str, theta: torch.Tensor, tangent: torch.Tensor, view: int) -> torch.Tensor:

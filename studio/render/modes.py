@@ -5,6 +5,10 @@ into display images [B,H,W,3] in [0, 1], top row first, already display-encoded:
 sRGB-encoded, the others are false colours meant to be shown as they are.  Pure torch, no GUI and
 no scene knowledge: the engine computes the selected mode when it publishes a snapshot, and the
 CLI and tests call the same functions.
+
+Two modes need the scene itself, not just one render (:data:`SCENE_MODES`): the derivative image
+dI/dθ of one parameter component and the vertex gradient arrows.  The engine computes them with
+:mod:`studio.optim.gradient_views`; :func:`signed_colors` is their colour map.
 """
 
 from __future__ import annotations
@@ -22,9 +26,19 @@ NORMALS = "normals"
 DEPTH = "depth"
 MASK = "mask"
 TRIANGLE_ID = "triangle id"
+DERIVATIVE = "d image / d param"
+VERTEX_ARROWS = "vertex gradients"
 LOSS_GRADIENT = "loss gradient"
-#: Every mode, in the order a front end lists them.
+#: The modes of one render, which :func:`display_image` draws.
 MODES = (SHADED, NORMALS, DEPTH, MASK, TRIANGLE_ID, LOSS_GRADIENT)
+#: Modes that need the scene (a derivative, a loss gradient per vertex), not only one render.
+SCENE_MODES = (DERIVATIVE, VERTEX_ARROWS)
+#: Every mode, in the order a front end lists them (the three gradient views last).
+ALL_MODES = (SHADED, NORMALS, DEPTH, MASK, TRIANGLE_ID, DERIVATIVE, VERTEX_ARROWS, LOSS_GRADIENT)
+#: Colours of the diverging map of :func:`signed_colors` (linear RGB at full scale).
+POSITIVE_COLOR = (1.0, 0.12, 0.05)  # red
+NEGATIVE_COLOR = (0.1, 0.35, 1.0)  # blue
+SCALE_QUANTILE = 0.95  # of the non-zero |values|: what :func:`signed_colors` shows at full colour
 
 #: A loss of the rendered colour [B,H,W,3] and coverage [B,H,W,1] (both linear), as a scalar tensor.
 PixelLoss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -96,6 +110,27 @@ def gradient_heatmap(magnitude: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(out).to(magnitude.device)
 
 
+def signed_colors(values: torch.Tensor, scale: float | None = None) -> tuple[torch.Tensor, float]:
+    """[B,H,W] signed values -> (diverging colours [B,H,W,3], the scale used).
+
+    Zero is black, positive values red and negative values blue, with one symmetric scale: +scale
+    is full red and -scale full blue (the magnitude is treated as linear light and sRGB-encoded,
+    like every other picture).  ``scale`` defaults to the 95th percentile of the non-zero |values|
+    over the batch: a moving outline changes its few pixels a hundred times more than shading
+    changes the inside, and scaled to those the inside would look black (the outline saturates
+    instead).  It is 0 (a black image) when every value is 0.
+    """
+    v = values.detach().float()
+    if scale is None:
+        nonzero = v.abs()[v != 0]
+        scale = float(torch.quantile(nonzero[:1 << 24], SCALE_QUANTILE)) if nonzero.numel() else 0.0
+    t = (v / scale).clamp(-1.0, 1.0) if scale > 0 else torch.zeros_like(v)
+    pos = torch.tensor(POSITIVE_COLOR, device=v.device)
+    neg = torch.tensor(NEGATIVE_COLOR, device=v.device)
+    rgb = t.clamp(min=0).unsqueeze(-1) * pos + (-t).clamp(min=0).unsqueeze(-1) * neg
+    return linear_to_srgb(rgb), float(scale)
+
+
 def display_image(mode: str, out: Any, loss_fn: PixelLoss | None = None) -> torch.Tensor:
     """One render in ``mode`` as display colours [B,H,W,3].
 
@@ -106,7 +141,8 @@ def display_image(mode: str, out: Any, loss_fn: PixelLoss | None = None) -> torc
         loss_fn: for :data:`LOSS_GRADIENT`, the loss of (rgb, alpha) whose per-pixel gradient is shown.
 
     Raises:
-        ValueError: an unknown mode, or the gradient mode without ``loss_fn``.
+        ValueError: an unknown mode, a mode of :data:`SCENE_MODES` (they need the scene, see
+            :mod:`studio.optim.gradient_views`), or the gradient mode without ``loss_fn``.
     """
     gb = out.gbuffer
     with torch.no_grad():
@@ -124,4 +160,6 @@ def display_image(mode: str, out: Any, loss_fn: PixelLoss | None = None) -> torc
         if loss_fn is None:
             raise ValueError("the loss gradient mode needs the loss (loss_fn).")
         return gradient_heatmap(pixel_loss_gradient(loss_fn, out.rgb, out.alpha))
+    if mode in SCENE_MODES:
+        raise ValueError(f"the {mode!r} mode needs the scene, not one render; see studio.optim.gradient_views.")
     raise ValueError(f"render mode must be one of {', '.join(MODES)}, got {mode!r}.")

@@ -242,7 +242,7 @@ def test_the_layout_fills_1920x1080(app):
 def test_the_scenario_picker_rebuilds_the_panels_and_a_bad_backend_keeps_the_scene(app):
     app.toolbar.scenario.edit("pose")
     assert pump(app, lambda: app.ws.opts.scene == "pose" and app._snap is not None, timeout=120), app.messages[-3:]
-    assert "pose" in app.lesson.value
+    assert "pose" in app.teaching.lesson.value
     names = {r.name for s in app.params_panel.sections for r in s.rows}
     assert "cube.rotation" in names or any(n.endswith(".rotation") for n in names)
     assert shows_something(pictures(app)["target"])

@@ -76,3 +76,11 @@ def test_every_scenario_has_a_lesson_saying_what_to_watch_and_try():
     for info in list_scenarios():
         lesson = load_spec(info.path).lesson
         assert "What is optimised" in lesson and "What to watch" in lesson and "What to try" in lesson, info.name
+
+
+def test_derivative_image_with_soft_rasterization_falls_back_to_central_differences():
+    scene = build_scene(load_spec("camera"), "torch", "cpu")
+    scene.options["soft_sigma"] = 1.0  # its autograd step has no forward-mode rule for moving geometry
+    d = derivative_image(scene, "camera.azimuth", index=0, view=0)
+    fd = central_difference(scene, "camera.azimuth", 0, scene.params["camera.azimuth"].slider.step)
+    assert d.abs().max() > 1e-3 and torch.allclose(d, fd, atol=1e-5)

@@ -1,0 +1,24 @@
+"""The errors that are the user's input, not the studio's bugs.
+
+Front ends show these as their one-sentence message (the CLI exits with code 2, the GUI puts the
+sentence in the status bar); anything else is a bug and gets a traceback in the log.
+"""
+
+from __future__ import annotations
+
+
+def user_errors() -> tuple[type[BaseException], ...]:
+    """Exception classes whose message is meant for the user."""
+    from .data.config import DatasetError
+    from .images import ImageError
+    from .optim.compare import CompareError
+    from .optim.engine import EngineError
+    from .optim.losses import LossError
+    from .optim.plugins import PluginError
+    from .render.backend import BackendUnavailableError, RenderInputError
+    from .scene.mesh import MeshError
+    from .scene.params import ParameterError
+    from .scene.spec import SceneError
+
+    return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
+            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError)

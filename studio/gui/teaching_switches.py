@@ -1,0 +1,171 @@
+"""The Teaching tab's live switches: the render options a scenario's lesson is about.
+
+Which switches a scene gets (:func:`switches_for`, named as ``studio compare --switch``):
+
+- mesh scenes: ``antialias`` (silhouette antialiasing, where visibility gradients come from) and
+  ``soft`` (SoftRas-style soft coverage with its blur σ in squared pixels; it replaces
+  antialiasing while on, so the antialiasing box hides), ``mip`` (trilinear mipmapping) when an
+  object is textured, ``restarts`` (greedy random search over orientations before the first
+  gradient step) when a rotation is fitted;
+- SDF scenes: ``sdf_alpha``, the silhouette sharpness α of the soft mask sigmoid(-α·f_min), in
+  1/scene units: annealed from soft to sharp over the step budget, or fixed.
+
+Every edit is one ``Engine.set_option`` (the render follows at the next publish); the controls
+follow ``Snapshot.options``, so they always show what the engine uses.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import dearpygui.dearpygui as dpg
+
+from ..optim.engine import Snapshot
+from ..render.soft_raster import DEFAULT_SIGMA
+from .controls import Checkbox, Control, FloatSlider, IntSlider, Text
+
+MIPMAPPED, PLAIN = "linear-mipmap-linear", "linear"
+SIGMA_RANGE = (0.1, 8.0)  # px²: from barely soft to a blur of several pixels
+MAX_RESTARTS = 256
+_GREY = (150, 150, 150)
+_LABEL_PX = 120
+
+SendOption = Callable[[str, Any], None]
+
+
+def switches_for(scene: Any) -> tuple[str, ...]:
+    """The teaching switches that apply to ``scene`` (see the module docstring)."""
+    if scene.spec.kind == "sdf":
+        return ("sdf_alpha",)
+    out = ["antialias", "soft"]
+    if any(getattr(o, "albedo_kind", "") == "texture" for o in scene.objects):
+        out.append("mip")
+    if any(p.metric == "rotation" for p in scene.params.trainable()):
+        out.append("restarts")
+    return tuple(out)
+
+
+def sdf_alpha_range(scene: Any) -> tuple[float, float]:
+    """Slider range of a fixed α: from half the scene's starting sharpness to twice its final one."""
+    return 0.5 * float(scene.settings["alpha"]), 2.0 * float(scene.settings["alpha_max"])
+
+
+class TeachingSwitches:
+    """The switches of one scene at a time (:meth:`attach`), each in its own row so that rows that
+    do not apply, or not in the current state, can hide."""
+
+    def __init__(self, parent: int | str, send: SendOption):
+        self.send = send
+        self.root = dpg.add_group(parent=parent)
+
+        self.antialias_row = dpg.add_group(parent=self.root)
+        self.antialias = Checkbox.add("antialiasing", True, parent=self.antialias_row,
+                                      on_change=lambda on: self.send("antialias", on))
+        self.antialias.tooltip("Analytic silhouette antialiasing is where gradients for positions and the camera "
+                               "come from: off, a silhouette is a hard step with no gradient, and shapes and cameras "
+                               "stop moving (Reset to see it from the start).")
+        self.replaced = Text("antialiasing: replaced by soft rasterization", parent=self.root, color=_GREY)
+
+        self.soft_row = dpg.add_group(parent=self.root)
+        self.soft = Checkbox.add("soft rasterization", False, parent=self.soft_row, on_change=self._soft_changed)
+        self.soft.tooltip("SoftRas-style coverage: every triangle covers nearby pixels a little, sigmoid(d / sigma) "
+                          "of the squared pixel distance d to its outline, so outlines get a wide, smooth gradient.")
+        self.sigma = FloatSlider.add("sigma (px\u00b2)", *SIGMA_RANGE, DEFAULT_SIGMA, parent=self.soft_row,
+                                     width=-_LABEL_PX, fmt="%.2f", on_change=self._sigma_changed)
+        self.sigma.tooltip("Blur of the soft silhouette in squared pixels: at 1 the coverage is 0.73 one pixel "
+                           "inside the outline and 0.27 one pixel outside; larger is blurrier and reaches further.")
+
+        self.mip_row = dpg.add_group(parent=self.root)
+        self.mip = Checkbox.add("mipmapping", True, parent=self.mip_row,
+                                on_change=lambda on: self.send("filter_mode", MIPMAPPED if on else PLAIN))
+        self.mip.tooltip("Trilinear mipmapping: a minified texture is read from a pre-filtered level, so each "
+                         "pixel's gradient spreads over all the texels it covers. Off, one bilinear lookup per "
+                         "pixel: far-away texels alias and get noisy, speckled gradients.")
+
+        self.restarts_row = dpg.add_group(parent=self.root)
+        self.restarts = IntSlider.add("random restarts", 0, MAX_RESTARTS, 0, parent=self.restarts_row,
+                                      width=-_LABEL_PX, on_change=lambda n: self.send("restarts", n))
+        self.restarts.tooltip("Random orientations tried (greedy: the best is kept) before gradient descent starts; "
+                              "0 leaves gradients alone with the initial guess.")
+        dpg.add_text("Takes effect at Reset or Randomise: the search runs before the first gradient step.",
+                     parent=self.restarts_row, color=_GREY, wrap=0)
+
+        self.sdf_row = dpg.add_group(parent=self.root)
+        self.anneal = Checkbox.add("anneal silhouette sharpness", True, parent=self.sdf_row,
+                                   on_change=self._anneal_changed)
+        self.anneal.tooltip("The SDF outline is the soft mask sigmoid(-alpha * f_min) of the smallest distance along "
+                            "each missed ray. Annealed, alpha grows from soft to sharp over the step budget: wide "
+                            "gradients first, precision at the end.")
+        self.alpha = FloatSlider.add("alpha (1/unit)", 1.0, 400.0, 200.0, parent=self.sdf_row, width=-_LABEL_PX,
+                                     fmt="%.1f", on_change=self._alpha_changed)
+        self.alpha.tooltip("The fixed sharpness: high values make the outline gradient a thin band, and shapes that "
+                           "start apart from their targets stop moving (Reset to see it from the start).")
+        self.applies: tuple[str, ...] = ()
+        self._refresh()
+
+    def attach(self, scene: Any) -> None:
+        """Show the switches that apply to ``scene``, set to its options."""
+        self.applies = switches_for(scene)
+        opts = scene.options
+        self.antialias.value = bool(opts.get("antialias", True))
+        self.soft.value = bool(opts.get("soft_sigma"))
+        self.mip.value = opts.get("filter_mode", MIPMAPPED) != PLAIN
+        if "sdf_alpha" in self.applies:
+            lo, hi = sdf_alpha_range(scene)
+            dpg.configure_item(self.alpha.item, min_value=lo, max_value=hi)
+            fixed = opts.get("sdf_alpha")
+            self.anneal.value = fixed is None
+            self.alpha.value = float(fixed) if fixed is not None else float(scene.settings["alpha_max"])
+        self._refresh()
+
+    def _soft_changed(self, on: bool) -> None:
+        self.send("soft_sigma", self.sigma.value if on else None)
+        self._refresh()
+
+    def _sigma_changed(self, sigma: float) -> None:
+        if self.soft.value:
+            self.send("soft_sigma", sigma)
+
+    def _alpha_changed(self, alpha: float) -> None:
+        if not self.anneal.value:
+            self.send("sdf_alpha", alpha)
+
+    def _anneal_changed(self, on: bool) -> None:
+        self.send("sdf_alpha", None if on else self.alpha.value)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """Rows that apply to this scene, in the current state."""
+        on = set(self.applies)
+        soft = self.soft.value
+        dpg.configure_item(self.antialias_row, show="antialias" in on and not soft)
+        self.replaced.show("antialias" in on and soft)
+        dpg.configure_item(self.soft_row, show="soft" in on)
+        self.sigma.show(soft)
+        dpg.configure_item(self.mip_row, show="mip" in on)
+        dpg.configure_item(self.restarts_row, show="restarts" in on)
+        dpg.configure_item(self.sdf_row, show="sdf_alpha" in on)
+        self.alpha.show(not self.anneal.value)
+
+    def update(self, snap: Snapshot) -> None:
+        """Follow the options the engine uses."""
+        opts = snap.options
+        if not opts:
+            return
+        self.antialias.sync(bool(opts.get("antialias", True)))
+        sigma = opts.get("soft_sigma")
+        self.soft.sync(bool(sigma))
+        if sigma:
+            self.sigma.sync(float(sigma))
+        self.mip.sync(opts.get("filter_mode", MIPMAPPED) != PLAIN)
+        self.restarts.sync(int(opts.get("restarts", 0)))
+        if "sdf_alpha" in self.applies:
+            fixed = opts.get("sdf_alpha")
+            self.anneal.sync(fixed is None)
+            if fixed is not None:
+                self.alpha.sync(float(fixed))
+        self._refresh()
+
+    def controls(self) -> list[Control]:
+        """Every input (for the keyboard-shortcut guard)."""
+        return [self.antialias, self.soft, self.sigma, self.mip, self.restarts, self.anneal, self.alpha]

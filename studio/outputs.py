@@ -1,0 +1,42 @@
+"""Files a run produces, written the same way by ``studio optimize`` and the GUI's Export menu."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any, Sequence
+
+import imageio.v3 as iio
+import numpy as np
+import torch
+
+from .scene.mesh import Mesh
+from .scene.params import GROUPS
+
+
+def write_curves_csv(path: str | Path, history: dict[str, np.ndarray]) -> None:
+    """curves.csv: step, loss and each group's error per step (empty where not measured)."""
+    with Path(path).open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["step", "loss", *GROUPS])
+        for i in range(len(history["step"])):
+            row = [int(history["step"][i]), f"{history['loss'][i]:.6g}"]
+            for g in GROUPS:
+                v = history[g][i]
+                row.append("" if np.isnan(v) else f"{v:.6g}")
+            w.writerow(row)
+
+
+def write_gif(path: str | Path, frames: Sequence[np.ndarray], frame_ms: int = 50) -> None:
+    """An endlessly looping GIF of [H,W,3] uint8 frames."""
+    iio.imwrite(path, list(frames), duration=frame_ms, loop=0)
+
+
+def world_mesh(scene: Any) -> Mesh | None:
+    """All of a mesh scene's objects with the current parameters, in world space, as one CPU
+    Mesh; None for scenes without triangle meshes (SDF scenes)."""
+    if not getattr(scene, "objects", None) or not hasattr(scene, "world_geometry"):
+        return None
+    with torch.no_grad():
+        verts, _, faces = scene.world_geometry(scene.params.values())
+    return Mesh(vertices=verts.detach().float().cpu(), faces=faces.cpu().int(), name=scene.spec.name)
