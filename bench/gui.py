@@ -132,6 +132,7 @@ def main() -> int:
             rows.append((h, g, fps, h_cores, g_cores))
             print(f"run {i + 1}: headless {h:.1f} it/s ({h_cores:.2f} cores), in the GUI {g:.1f} it/s "
                   f"({g_cores:.2f} cores) at {fps:.1f} frames/s", flush=True)
+        threads = engine.latest().threads
         app.close()
         engine.stop()
 
@@ -152,6 +153,7 @@ def main() -> int:
     print(f"{'GUI / headless':<34}{ratio:>11.0%}   {'>= 85%':>10}")
     print(f"{'window frames/s while optimising':<34}{fps:>12.1f}  {'>= 30':>10}")
     print(f"{'CPU cores used headless / GUI':<34}{h_cores:>6.2f} /{g_cores:>4.2f}")
+    print(f"{'CPU threads of the steps':<34}{'-' if threads is None else threads:>12}  {'(measured)':>10}")
     if starts:
         vis = statistics.median(s[0] for s in starts)
         ready = statistics.median(s[1] for s in starts)

@@ -3,13 +3,14 @@
 The convergence rule (issue #3): the default budget finishes in <= 60 s on a 2-core CPU with the
 torch backend and reduces every optimised group's error by >= 90% (pose: final rotation < 2 deg).
 
-    python bench/scenarios.py                       # all scenarios, CPU, 2 threads
-    python bench/scenarios.py cube pose --threads 2
+    python bench/scenarios.py                       # all scenarios, CPU, threads chosen by the engine
+    python bench/scenarios.py cube pose --threads 2 # a fixed thread count
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import time
 
 import torch
@@ -22,8 +23,8 @@ RULE_SECONDS = 60.0
 RULE_REDUCTION = 0.90
 
 
-def run(name: str, backend: str, device: str | None) -> dict:
-    scene, engine, _ = build_engine(Options(scene=name, backend=backend, device=device))
+def run(name: str, backend: str, device: str | None, threads: int | None) -> dict:
+    scene, engine, _ = build_engine(Options(scene=name, backend=backend, device=device, threads=threads))
     before = scene.params.group_errors()
     steps = engine.config.steps
     t0 = time.perf_counter()
@@ -34,7 +35,7 @@ def run(name: str, backend: str, device: str | None) -> dict:
     engine.stop()
     after = scene.params.group_errors()
     return {"name": name, "steps": snap.step, "seconds": seconds, "before": before, "after": after,
-            "message": snap.message}
+            "message": snap.message, "threads": snap.threads}
 
 
 def verdict(r: dict) -> str:
@@ -50,29 +51,32 @@ def verdict(r: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("names", nargs="*", help="scenarios (default: all)")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", default="auto", help="CPU threads: auto (the engine measures) or a number")
     ap.add_argument("--backend", default="torch")
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = None if args.threads == "auto" else int(args.threads)
     tune_cpu_allocator()
+    logging.getLogger("studio").setLevel(logging.ERROR)  # notes are printed in the table
     names = args.names or [s.name for s in list_scenarios()]
-    print(f"backend {args.backend} on {args.device}, {args.threads} threads, torch {torch.__version__}")
-    header = f"{'scenario':<11} {'steps':>5} {'seconds':>8}  {'group':<9} {'initial':>10} {'final':>10} {'unit':<8} {'reduction':>9}  verdict"
+    print(f"backend {args.backend} on {args.device}, CPU threads: {args.threads} (of {torch.get_num_threads()}), "
+          f"torch {torch.__version__}")
+    header = f"{'scenario':<11} {'steps':>5} {'seconds':>8} {'thr':>3}  {'group':<9} {'initial':>10} {'final':>10} {'unit':<8} {'reduction':>9}  verdict"
     print(header)
     print("-" * len(header))
     for name in names:
-        r = run(name, args.backend, args.device)
+        r = run(name, args.backend, args.device, threads)
         first = True
         for g, e in r["after"].items():
             e0 = r["before"][g].value
             red = 1 - e.value / e0 if e0 > 0 else float("nan")
-            lead = f"{name:<11} {r['steps']:>5} {r['seconds']:>8.1f}" if first else " " * 26
+            thr = "-" if r["threads"] is None else r["threads"]
+            lead = f"{name:<11} {r['steps']:>5} {r['seconds']:>8.1f} {thr:>3}" if first else " " * 30
             tail = f"  {verdict(r)}" if first else ""
             print(f"{lead}  {g:<9} {e0:>10.4g} {e.value:>10.4g} {e.unit:<8} {red:>8.1%}{tail}")
             first = False
         if r["message"]:
-            print(f"{'':<26}  note: {r['message']}")
+            print(f"{'':<30}  note: {r['message']}")
 
 
 if __name__ == "__main__":

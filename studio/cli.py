@@ -63,6 +63,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     _add_plugins_option(p)
 
 
+def _add_threads_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_threads, default=None, metavar="N|auto",
+                   help="CPU threads of the optimiser's steps (default auto: the fastest, measured on the first steps)")
+
+
+def _threads(text: str) -> int | None:
+    if text == "auto":
+        return None
+    if text.isdigit() and int(text) >= 1:
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected auto or a whole number of at least 1, got {text!r}")
+
+
 def _on_off(text: str) -> bool:
     if text.lower() in ("on", "off"):
         return text.lower() == "on"
@@ -88,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = sub.add_parser("gui", help="open the studio window")
     g.add_argument("scene", nargs="?", default=None, help="built-in scenario name or scene .toml")
     _add_run_options(g)
+    _add_threads_option(g)
     g.add_argument("--run", action="store_true", help="start optimising right away")
     g.add_argument("--screenshot", default=None, help="save a screenshot of the window to this PNG and exit")
     g.add_argument("--after-steps", type=int, default=0, help="with --screenshot: wait for this many steps first")
@@ -100,6 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     o = sub.add_parser("optimize", help="fit a scene headless and write results to --out")
     o.add_argument("scene", help="built-in scenario name or scene .toml")
     _add_run_options(o)
+    _add_threads_option(o)
     o.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the scene's budget)")
     o.add_argument("--target", default=None, help="fit this photograph instead of the synthetic target (view 0)")
     o.add_argument("--mask", default=None, help="with --target: object mask image of the same size")
@@ -216,7 +231,7 @@ def _options(args: argparse.Namespace, **extra):
 
     return Options(scene=args.scene, backend=args.backend, device=args.device, resolution=args.res,
                    seed=args.seed, plugin_dirs=args.plugins or [], render_options=_render_options(args),
-                   restarts=getattr(args, "restarts", None), **extra)
+                   restarts=getattr(args, "restarts", None), threads=getattr(args, "threads", None), **extra)
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -314,6 +329,7 @@ def _optimize(args: argparse.Namespace) -> int:
         "device": str(scene.backend.device),
         "seconds": round(seconds, 3),
         "it_per_s": round(snap.step / seconds, 2) if seconds > 0 else 0.0,
+        "cpu_threads": snap.threads,
         "loss": {"initial": initial_loss, "final": engine.evaluate_loss()},
         "groups": {g: {"initial": initial_groups[g].value, "final": e.value, "unit": e.unit}
                    for g, e in final_groups.items() if g in initial_groups},

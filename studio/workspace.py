@@ -40,6 +40,7 @@ class Options:
     restarts: int | None = None
     plugin_dirs: list[str] = field(default_factory=list)  # --plugins: extra folders of plugin losses
     mesh: str | None = None  # a mesh file for the first object: the shape the (synthetic) targets show
+    threads: int | None = None  # CPU threads of the steps; None: measured (studio.optim.threads)
 
 
 def apply_overrides(spec: SceneSpec, opts: Options) -> SceneSpec:
@@ -153,7 +154,7 @@ def build_engine(opts: Options) -> tuple[Any, Engine, list[str]]:
     # rendered; the targets stand for real pictures and are rendered before them.
     scene.options.update(opts.render_options)
     config = EngineConfig(steps=spec.steps, views_per_step=spec.views_per_step, seed=spec.seed,
-                          group_lr=spec.group_lr, restarts=spec.restarts, lr_decay=spec.lr_decay)
+                          group_lr=spec.group_lr, restarts=spec.restarts, lr_decay=spec.lr_decay, threads=opts.threads)
     torch.manual_seed(spec.seed)
     engine = Engine(scene, targets, losses, config)
     return scene, engine, notes + ([note] if note else [])

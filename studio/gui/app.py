@@ -286,7 +286,7 @@ class App:
         return self.exit_code
 
     def close(self) -> None:
-        for job in (self.compare_window.progress, self.export_dialog.progress):
+        for job in (self.compare_window.job.progress, self.export_dialog.job.progress):
             if job is not None:
                 job.cancel.set()  # a comparison or an export must not outlive the window
         if self.ws is not None:
@@ -367,6 +367,8 @@ class App:
         if s is not None:
             parts += [f"step {s.step}/{self.ws.engine.config.steps}", f"{s.ms_per_step:.1f} ms/step",
                       f"{s.it_per_s:.1f} it/s"]
+            if s.threads is not None:
+                parts.append(f"{s.threads} thread{'s' if s.threads > 1 else ''}")
         parts.append(f"{self.clock.fps:.0f} fps")
         if torch.device(dev).type == "cuda" and torch.cuda.is_initialized():
             parts.append(f"GPU {torch.cuda.memory_allocated(dev) / 2**20:.0f} MiB")

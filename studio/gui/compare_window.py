@@ -22,7 +22,7 @@ from ..optim.compare import SWITCHES, RunCurves, compare_runs
 from ..render.soft_raster import DEFAULT_SIGMA
 from ..scene.params import GROUP_COLORS, GROUPS
 from .controls import Button, Combo, IntInput, ProgressBar, Text, TextInput
-from .errors import one_sentence
+from .job_controls import JobControls
 from .jobs import Jobs, Progress
 from .plots import CurvePlot
 from .status import INFO
@@ -78,10 +78,7 @@ class CompareWindow:
 
     def __init__(self, jobs: Jobs, report: Callable[[str, str], None],
                  fail: Callable[[str, BaseException], None]):
-        self.jobs = jobs
         self.report = report
-        self.fail = fail
-        self.progress: Progress | None = None
         self.runs: list[RunCurves] = []
         self._source: tuple[str, str, str | None] | None = None  # (scene, backend, device) of the workspace
         self._scene: Any = None  # the loaded scene (which switches apply, its SDF settings)
@@ -106,9 +103,10 @@ class CompareWindow:
             self.run.tooltip("Run the scenario twice in the background, with the first then the second setting.")
             self.cancel = Button("Cancel", self.stop, parent=row, width=60)
             self.cancel.tooltip("Stop after the current step; the curves so far are shown.")
-            self.cancel.enabled = False
             self.bar = ProgressBar(parent=self.window)
             self.summary = Text("", parent=self.window, color=_GREY, wrap=0)
+            self.job = JobControls(jobs, fail, "comparing the runs", go=self.run, cancel=self.cancel, bar=self.bar,
+                                   message=self.summary, starting="starting the runs...")
             # Error curves fall from the top left: the bottom left stays free for the legend.
             self.plot = CurvePlot(self.window, "", "error (log scale)", legend=dpg.mvPlot_Location_SouthWest)
             dpg.configure_item(self.plot.plot, width=-1, height=-1)
@@ -145,7 +143,7 @@ class CompareWindow:
 
     @property
     def busy(self) -> bool:
-        return self.progress is not None
+        return self.job.busy
 
     def request(self) -> CompareRequest:
         """The comparison the window is set to."""
@@ -171,43 +169,24 @@ class CompareWindow:
                                 steps=req.steps, resolution=req.resolution, progress=on_step,
                                 cancel=progress.cancel)
 
-        self.progress = progress
         self.runs = []
         self.plot.keep_only(set())
         self.plot.set_y_range()
-        self.summary.value = ""
-        self.run.enabled, self.cancel.enabled = False, True
-        self.jobs.run(work, lambda runs: self._finished(req, runs), self._failed)
+        self.job.launch(progress, work, lambda runs: self._finished(req, runs))
 
     def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.cancel.set()
-            self.cancel.enabled = False
+        self.job.stop()
 
     def poll(self) -> None:
         """Once per frame: the progress bar."""
-        if self.progress is not None:
-            cancelling = self.progress.cancel.is_set()
-            what = "cancelling..." if cancelling else self.progress.latest[2] or "starting the runs..."
-            self.bar.show(self.progress.fraction, what)
+        self.job.poll()
 
     def _finished(self, req: CompareRequest, runs: list[RunCurves]) -> None:
-        cancelled = self.progress is not None and self.progress.cancel.is_set()
-        self._idle()
+        cancelled = self.job.cancelled
         self.show_runs(req, runs)
         self.bar.show(1.0 if not cancelled else self.bar.fraction, "cancelled" if cancelled else "done")
         self.report(f"compared {req.switch} {req.words[0]} and {req.words[1]} on {Path(req.scene).stem}"
                     f"{' (cancelled)' if cancelled else ''}.", INFO)
-
-    def _failed(self, exc: BaseException) -> None:
-        self._idle()
-        self.bar.show(0.0, "failed")
-        self.fail("comparing the runs", exc)
-        self.summary.value = one_sentence("comparing the runs", exc)
-
-    def _idle(self) -> None:
-        self.progress = None
-        self.run.enabled, self.cancel.enabled = True, False
 
     # ------------------------------------------------------------------ the plot
 

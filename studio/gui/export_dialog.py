@@ -28,7 +28,7 @@ from ..images import read_image
 from ..scenarios import list_scenarios, load_spec
 from .controls import Button, Checkbox, Combo, IntInput, NumberInput, ProgressBar, Text, TextInput
 from .dialogs import FileDialog
-from .errors import one_sentence
+from .job_controls import JobControls
 from .jobs import Jobs, Progress
 from .status import INFO
 
@@ -66,10 +66,7 @@ class ExportDialog:
     """
 
     def __init__(self, jobs: Jobs, report: Callable[[str, str], None], fail: Callable[[str, BaseException], None]):
-        self.jobs = jobs
         self.report = report
-        self.fail = fail
-        self.progress: Progress | None = None
         self.result: ExportResult | None = None
         self._device: tuple[str, str | None] = ("auto", None)
         d = ExportConfig()
@@ -105,9 +102,10 @@ class ExportDialog:
             row = dpg.add_group(horizontal=True, parent=self.window)
             self.export = Button("Export", self.start, parent=row, width=80)
             self.cancel = Button("Cancel", self.stop, parent=row, width=80)
-            self.cancel.enabled = False
             self.bar = ProgressBar(parent=self.window)
             self.message = Text("", parent=self.window, wrap=0)
+            self.job = JobControls(jobs, fail, "exporting the dataset", go=self.export, cancel=self.cancel,
+                                   bar=self.bar, message=self.message)
             self._preview_holder = dpg.add_group(parent=self.window)
             self._preview: tuple[int, int] | None = None  # (texture, image) items of the shown preview
 
@@ -146,7 +144,7 @@ class ExportDialog:
 
     @property
     def busy(self) -> bool:
-        return self.progress is not None
+        return self.job.busy
 
     def start(self) -> None:
         """Export in the background with the dialog's options."""
@@ -165,25 +163,17 @@ class ExportDialog:
             sheet = read_image(result.preview)[..., :3] if result.preview is not None else None
             return Finished(result, sheet)
 
-        self.progress = progress
-        self.export.enabled, self.cancel.enabled = False, True
-        self.message.value = ""
         self._clear_preview()
-        self.jobs.run(work, self._finished, self._failed)
+        self.job.launch(progress, work, self._finished)
 
     def stop(self) -> None:
-        if self.progress is not None:
-            self.progress.cancel.set()
-            self.cancel.enabled = False
+        self.job.stop()
 
     def poll(self) -> None:
         """Once per frame: the progress bar."""
-        if self.progress is not None:
-            what = "cancelling..." if self.progress.cancel.is_set() else self.progress.latest[2]
-            self.bar.show(self.progress.fraction, what)
+        self.job.poll()
 
     def _finished(self, done: Finished) -> None:
-        self._idle()
         r = self.result = done.result
         self.bar.show(r.written / max(r.planned, 1), f"{r.written}/{r.planned} images")
         if r.cancelled:
@@ -197,16 +187,6 @@ class ExportDialog:
         self.report(sentence, INFO)
         if done.preview is not None:
             self._show_preview(done.preview)
-
-    def _failed(self, exc: BaseException) -> None:
-        self._idle()
-        self.bar.show(0.0, "failed")
-        self.fail("exporting the dataset", exc)
-        self.message.value = one_sentence("exporting the dataset", exc)
-
-    def _idle(self) -> None:
-        self.progress = None
-        self.export.enabled, self.cancel.enabled = True, False
 
     # ------------------------------------------------------------------ preview
 

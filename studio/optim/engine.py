@@ -25,6 +25,7 @@ from ..render import modes as render_modes
 from ..scene.params import GROUPS, GroupError, ParameterError
 from . import gradient_views
 from .losses import REGISTRY, LossContext, LossDef, LossError, LossFailure, call_loss
+from .threads import ThreadTuner
 
 log = logging.getLogger("studio.engine")
 
@@ -158,6 +159,7 @@ class Snapshot:
     options: dict[str, Any] = field(default_factory=dict)  # render options (RENDER_OPTIONS) and "restarts"
     derivative: tuple[str, int] | None = None  # (parameter, flat component) of the derivative mode's dI/dθ
     display_scale: float = 0.0  # derivative mode: |dI/dθ| (linear RGB per parameter unit) shown at full colour
+    threads: int | None = None  # CPU threads of the steps (None on GPU devices)
     arrows: np.ndarray | None = None  # vertex gradients mode: [N,4] (x, y, dx, dy) in pixels of the view
     step_record: StepRecord | None = None  # the latest step taken with Engine.step_recorded (None after reset)
 
@@ -173,6 +175,7 @@ class EngineConfig:
     optimizer: str = "adam"
     restarts: int = 0
     lr_decay: float = 1.0  # learning rates fall exponentially to this fraction at ``steps``
+    threads: int | None = None  # CPU threads for the steps; None: measured (see studio.optim.threads)
 
 
 class EngineError(RuntimeError):
@@ -218,6 +221,9 @@ class Engine:
         self._message: str | None = None
         self._events: list[str] = []
         self._stamp = 0
+        if self.config.threads is not None and self.config.threads < 1:
+            raise EngineError(f"threads must be at least 1, got {self.config.threads}.")
+        self._tuner = ThreadTuner(self.config.threads, scene.device)
         self._reset_state()
 
     # ------------------------------------------------------------------ setup
@@ -597,6 +603,7 @@ class Engine:
                     self._searched = self.config.restarts <= 0 or self.step_count > 0
                 elif key in RENDER_OPTIONS:
                     self.scene.options[key] = value
+                    self._tuner.retune()  # e.g. soft rasterization costs several times more per step
                 else:
                     raise EngineError(f"unknown option {key!r}; options are {', '.join(RENDER_OPTIONS)}, restarts.")
                 return True
@@ -660,6 +667,7 @@ class Engine:
         """One optimisation step; ``recorded`` also takes it apart into a :class:`StepRecord`."""
         if not self._searched:
             self._random_search()
+        self._tuner.before_step()
         t0 = time.perf_counter()
         views = self._sample_views()
         target = self.targets.rgba(views)
@@ -713,6 +721,7 @@ class Engine:
                 p.project_()
                 self._good[p.name].copy_(p.value.detach())
         self._step_times.append(time.perf_counter() - t0)
+        self._tuner.after_step(self._step_times[-1])
         self._record(float(total.detach()), terms)
         if recorded:
             self._step_record = self._take_apart(views, out, target, total, terms, trainable, before, lrs, False)
@@ -844,6 +853,7 @@ class Engine:
             history={k: self._frozen(np.asarray(vals, dtype=np.float64)) for k, vals in self._history.items()},
             ms_per_step=ms,
             it_per_s=1000.0 / ms if ms > 0 else 0.0,
+            threads=self._tuner.threads,
             message=self._message,
             skipped_steps=self.skipped_steps,
             finished=finished,

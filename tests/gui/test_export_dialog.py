@@ -57,7 +57,7 @@ def test_the_export_dialog_writes_a_dataset_and_the_window_stays_live(session_ap
     # A long export stops at Cancel with complete pairs.
     dialog.n.value, dialog.out.value = 500, str(tmp_path / "long")
     dialog.start()
-    assert pump(app, lambda: dialog.progress is not None and dialog.progress.latest[0] >= 1, timeout=60)
+    assert pump(app, lambda: dialog.job.progress is not None and dialog.job.progress.latest[0] >= 1, timeout=60)
     xdo.click_item(dialog.cancel.rect())
     assert pump(app, lambda: not dialog.busy, timeout=60), "Cancel did not stop the export"
     assert "cancelled after" in dialog.message.value

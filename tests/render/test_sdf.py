@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -593,5 +594,5 @@ def test_bad_primitive_and_camera_arguments():
 
 def test_settings_are_a_frozen_dataclass():
     st = TraceSettings(max_steps=16)
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         st.max_steps = 3  # type: ignore[misc]
