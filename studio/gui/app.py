@@ -368,7 +368,8 @@ class App:
             parts += [f"step {s.step}/{self.ws.engine.config.steps}", f"{s.ms_per_step:.1f} ms/step",
                       f"{s.it_per_s:.1f} it/s"]
             if s.threads is not None:
-                parts.append(f"{s.threads} thread{'s' if s.threads > 1 else ''}")
+                parts.append(f"{s.threads} thread{'s' if s.threads > 1 else ''}"
+                             + (" (measuring)" if s.threads_measuring else ""))
         parts.append(f"{self.clock.fps:.0f} fps")
         if torch.device(dev).type == "cuda" and torch.cuda.is_initialized():
             parts.append(f"GPU {torch.cuda.memory_allocated(dev) / 2**20:.0f} MiB")

@@ -160,6 +160,7 @@ class Snapshot:
     derivative: tuple[str, int] | None = None  # (parameter, flat component) of the derivative mode's dI/dθ
     display_scale: float = 0.0  # derivative mode: |dI/dθ| (linear RGB per parameter unit) shown at full colour
     threads: int | None = None  # CPU threads of the steps (None on GPU devices)
+    threads_measuring: bool = False  # the first steps are still timing the candidate thread counts
     arrows: np.ndarray | None = None  # vertex gradients mode: [N,4] (x, y, dx, dy) in pixels of the view
     step_record: StepRecord | None = None  # the latest step taken with Engine.step_recorded (None after reset)
 
@@ -854,6 +855,7 @@ class Engine:
             ms_per_step=ms,
             it_per_s=1000.0 / ms if ms > 0 else 0.0,
             threads=self._tuner.threads,
+            threads_measuring=self._tuner.measuring,
             message=self._message,
             skipped_steps=self.skipped_steps,
             finished=finished,

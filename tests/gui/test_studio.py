@@ -59,6 +59,10 @@ def test_steps_change_the_render_and_the_curves_fall(app):
     after = pictures(app)
     assert differs(before["render"], after["render"]), "40 steps did not change the render"
     assert not differs(before["target"], after["target"], 0.5), "the target must not change"
+    # The status bar says how many CPU threads the optimiser measured to be fastest.
+    assert snap.threads is not None and not snap.threads_measuring
+    figures = f"| {snap.threads} thread{'s' if snap.threads > 1 else ''} |"
+    assert pump(app, lambda: figures in app.status.info.value, timeout=5), app.status.info.value
     errors = app.plots.errors
     assert errors.points("geometry") >= 30 and errors.points("material") >= 30
     assert app.plots.losses.points("loss") == 40 and app.plots.losses.points("loss:l2") == 40
