@@ -27,7 +27,7 @@ from .data import cli as data_cli
 from .images import heatmap, save_png, to_uint8
 from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .outputs import world_mesh, write_curves_csv, write_gif
-from .errors import user_errors
+from .errors import memory_advice, out_of_memory, user_errors
 from .runtime import tune_cpu_allocator
 
 log = logging.getLogger("studio")
@@ -173,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("studio: interrupted.", file=sys.stderr)
         return 130
+    except (MemoryError, RuntimeError) as exc:
+        if not out_of_memory(exc):
+            raise
+        print(f"studio: {memory_advice(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 

@@ -22,3 +22,16 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
             BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError)
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """Whether ``exc`` says that the CPU or GPU ran out of memory (torch raises several kinds)."""
+    text = str(exc)
+    return isinstance(exc, MemoryError) or "out of memory" in text or "can't allocate memory" in text
+
+
+def memory_advice(exc: BaseException) -> str:
+    """What to do when :func:`out_of_memory` holds, as the end of a sentence."""
+    where = "GPU" if "CUDA" in str(exc) or "HIP" in str(exc) else "computer"
+    return (f"the {where} ran out of memory; lower the resolution or the views per step (or use a smaller mesh), "
+            f"then try again.")

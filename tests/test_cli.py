@@ -153,3 +153,27 @@ def test_unreadable_target_image_and_mask_size_mismatch(capsys, tmp_path):
 def test_bad_loss_option_is_one_sentence(capsys, tmp_path):
     code, _, err = run_cli(capsys, "optimize", "cube", "--steps", "1", "--loss", "no_such_loss=1", "--out", str(tmp_path / "o"))
     assert code == EXIT_BAD_INPUT and "unknown loss 'no_such_loss'" in _one_sentence(err)
+
+
+def test_running_out_of_memory_is_one_sentence_with_advice(capsys, tmp_path, monkeypatch):
+    import studio.workspace
+
+    def exhausted(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 8.00 GiB (GPU 0; 7.79 GiB total capacity)")
+
+    monkeypatch.setattr(studio.workspace, "build_scene", exhausted)
+    code, _, err = run_cli(capsys, "optimize", "cube", "--steps", "1", "--out", str(tmp_path / "o"))
+    assert code == EXIT_BAD_INPUT
+    assert _one_sentence(err) == ("studio: the GPU ran out of memory; lower the resolution or the views per step "
+                                  "(or use a smaller mesh), then try again.")
+
+
+def test_other_runtime_errors_are_bugs_with_a_traceback(capsys, tmp_path, monkeypatch):
+    import studio.workspace
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("something else")
+
+    monkeypatch.setattr(studio.workspace, "build_scene", broken)
+    with pytest.raises(RuntimeError, match="something else"):
+        run_cli(capsys, "optimize", "cube", "--steps", "1", "--out", str(tmp_path / "o"))

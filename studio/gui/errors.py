@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from ..errors import memory_advice, out_of_memory
+
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exceptions whose message is already the one sentence to show: every front end's, and the
@@ -17,5 +19,7 @@ def one_sentence(what: str, exc: BaseException) -> str:
     """The sentence the status bar shows for ``exc`` raised while doing ``what``."""
     if isinstance(exc, user_errors()):
         return str(exc)
+    if out_of_memory(exc):
+        return f"{what} failed: {memory_advice(exc)}"
     first = (str(exc).strip().splitlines() or [""])[0][:160]
     return f"{what} failed ({type(exc).__name__}{': ' + first if first else ''}); the details are in the Log tab."

@@ -21,6 +21,7 @@ from typing import Any, Callable, Mapping, Sequence, TypeVar
 import numpy as np
 import torch
 
+from ..errors import memory_advice, out_of_memory
 from ..render import modes as render_modes
 from ..scene.params import GROUPS, GroupError, ParameterError
 from . import gradient_views
@@ -467,7 +468,7 @@ class Engine:
             except Exception as exc:  # noqa: BLE001 - a failing step must not kill the session
                 self._running = False
                 self._pending_steps = 0
-                self._event(f"step {self.step_count + 1} failed and the run was paused: {exc.__class__.__name__}: {exc}",
+                self._event(f"step {self.step_count + 1} failed and the run was paused: {self._describe(exc)}",
                             traceback.format_exc())
                 force = True
             if self._pending_steps > 0:
@@ -818,8 +819,33 @@ class Engine:
 
     def _timed_publish(self, finished: bool = False) -> float:
         t0 = time.perf_counter()
-        self._publish(finished)
+        try:
+            self._publish(finished)
+        except Exception as exc:  # noqa: BLE001 - the worker must outlive a failing picture (e.g. out of memory)
+            self._running = False
+            self._pending_steps = 0
+            self._event(f"showing step {self.step_count} failed and the run was paused: {self._describe(exc)}",
+                        traceback.format_exc())
+            self._republish()
         return time.perf_counter() - t0
+
+    def _republish(self) -> None:
+        """The previous snapshot again, paused and with the latest message, when a new one cannot be made."""
+        with self._new_snapshot:
+            if self._slot is None:
+                return
+            self._stamp += 1
+            self._slot = replace(self._slot, running=False, message=self._message, events=tuple(self._events),
+                                 stamp=self._stamp)
+            self._new_snapshot.notify_all()
+
+    def _describe(self, exc: BaseException) -> str:
+        """The failure in words; running out of memory says what to do about it."""
+        if out_of_memory(exc):
+            if torch.device(self.scene.device).type == "cuda":
+                torch.cuda.empty_cache()  # give back what the failed step held, so a smaller run fits
+            return memory_advice(exc)
+        return f"{type(exc).__name__}: {exc}"
 
     def _publish(self, finished: bool = False) -> None:
         v = self.display_view

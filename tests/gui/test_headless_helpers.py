@@ -85,3 +85,13 @@ def test_display_problem_without_display(monkeypatch):
     monkeypatch.delenv("DISPLAY", raising=False)
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     assert "no display" in display_problem()
+
+
+def test_the_status_sentence_for_running_out_of_memory_says_what_to_do():
+    from studio.gui.errors import one_sentence
+
+    sentence = one_sentence("loading the scene", MemoryError())
+    assert sentence == ("loading the scene failed: the computer ran out of memory; lower the resolution or the views "
+                        "per step (or use a smaller mesh), then try again.")
+    assert one_sentence("loading the scene", ValueError("bad\nsecond line")) == (
+        "loading the scene failed (ValueError: bad); the details are in the Log tab.")

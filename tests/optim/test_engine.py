@@ -241,3 +241,52 @@ def test_bad_commands_become_messages_not_crashes():
     snap = e.wait_snapshot(snap.stamp, predicate=lambda s: "unknown option" in (s.message or ""), timeout=10)
     e.stop()
     assert snap is not None
+
+
+def _failing_render(engine: Engine, when_grad: bool, error: Exception):
+    """Make ``engine.scene.render`` raise ``error`` in steps (``when_grad``) or in publishing; returns
+    a function that restores it."""
+    real = engine.scene.render
+
+    def render(*args, **kwargs):
+        if torch.is_grad_enabled() == when_grad:
+            raise error
+        return real(*args, **kwargs)
+
+    engine.scene.render = render
+    return lambda: setattr(engine.scene, "render", real)
+
+
+def test_running_out_of_memory_pauses_with_advice_and_the_session_goes_on():
+    e = make_engine()
+    e.start_thread()
+    e.step(2)
+    assert e.wait_snapshot(predicate=lambda s: s.step == 2 and not s.running, timeout=30)
+    restore = _failing_render(e, True, RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    e.start()
+    snap = e.wait_snapshot(predicate=lambda s: s.message is not None and not s.running, timeout=30)
+    assert snap is not None and snap.step == 2
+    assert "step 3 failed and the run was paused: the GPU ran out of memory; lower the resolution" in snap.message
+    restore()
+    e.step(1)
+    snap = e.wait_snapshot(snap.stamp, predicate=lambda s: s.step == 3, timeout=30)
+    e.stop()
+    assert snap is not None, "the engine did not take steps again after running out of memory"
+
+
+def test_a_failing_publish_pauses_the_run_and_keeps_the_worker_alive():
+    e = make_engine()
+    e.start_thread()
+    first = e.wait_snapshot(timeout=30)
+    restore = _failing_render(e, False, MemoryError())
+    e.start()
+    snap = e.wait_snapshot(first.stamp, predicate=lambda s: s.message is not None, timeout=30)
+    assert snap is not None and not snap.running
+    assert snap.message.startswith("showing step") and "ran out of memory" in snap.message
+    assert snap.render is first.render  # the last good picture stays on screen
+    restore()
+    taken = e.step_count  # the run is paused: no more steps until asked
+    e.step(1)
+    later = e.wait_snapshot(snap.stamp, predicate=lambda s: s.step == taken + 1, timeout=30)
+    e.stop()
+    assert later is not None, "the worker died with the failed publish"
