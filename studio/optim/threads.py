@@ -4,7 +4,7 @@ PyTorch splits each CPU operation over all physical cores by default.  The studi
 many small operations (a 64x64 render is a few thousand pixels), and on small machines waking and
 joining the thread team costs more than it saves: measured on a 2-core virtual machine, the
 ``cube`` scenario at 64x64 takes 8.6 s with 2 threads and 5.0 s with 1, while a 1024x1024 render
-is 1.4x faster with 2 (``python bench/raster.py --threads 1``).  The best count depends on the
+is 1.5x faster with 2 (``python bench/raster.py --threads 1``).  The best count depends on the
 scene, the resolution and the machine, so the engine measures it: it interleaves the first steps
 of a run over the candidate counts, keeps the count with the fastest median step, and says which
 in the log.  The steps taken while measuring are ordinary optimisation steps.
