@@ -63,6 +63,8 @@ def in_gui(app, seconds: float, warmup: float) -> tuple[float, float, float]:
 def startup(scene: str, res: int, backend: str, device: str) -> tuple[float, float]:
     """(seconds from launching `studio gui` until its window is mapped on the screen, seconds until
     the first render is shown) for one launch, by the wall clock of this process."""
+    from studio.gui.testing import stop_process
+
     cmd = [sys.executable, "-m", "studio.cli", "-v", "gui", scene, "--res", str(res), "--backend", backend,
            "--device", device]
     t0 = time.perf_counter()
@@ -84,11 +86,7 @@ def startup(scene: str, res: int, backend: str, device: str) -> tuple[float, flo
                 break
         return visible, ready
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_process(proc, timeout=10)
 
 
 def main() -> int:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 
+from studio.gui.testing import start_xvfb, stop_process
 from studio.images import to_uint8
 from studio.viewer import LiveWindow, LiveWindowError, NoDisplayError, to_display_rgb8
 
@@ -129,31 +130,17 @@ def test_without_a_display_one_clear_sentence():
 
 
 def _start_xvfb(*options: str):
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (apt-get install xvfb)")
-    read, write = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(write), "-screen", "0", f"{SCREEN[1]}x{SCREEN[0]}x24",
-                             "-nolisten", "tcp", "-noreset", *options], pass_fds=(write,),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(write)
-    with os.fdopen(read) as f:
-        number = f.readline().strip()  # written once the server accepts connections
-    if not number:
-        proc.kill()
-        pytest.skip("Xvfb did not start")
-    return proc, f":{number}"
-
-
-def _stop(proc) -> None:
-    proc.terminate()
-    proc.wait(timeout=10)
+    try:
+        return start_xvfb(SCREEN[1], SCREEN[0], "-noreset", *options)
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="module")
 def xvfb():
     proc, name = _start_xvfb("-br")  # black root window
     yield name
-    _stop(proc)
+    stop_process(proc)
 
 
 @pytest.fixture
@@ -303,7 +290,7 @@ def test_display_without_opengl_one_clear_sentence(monkeypatch, capfd):
             LiveWindow("test")
         assert LiveWindow("test", headless_ok=True).active is False
     finally:
-        _stop(proc)
+        stop_process(proc)
     message = str(info.value)
     assert f"found the display {name} but no usable OpenGL" in message and "headless_ok=True" in message
     assert message.endswith(".") and message.count(". ") == 0

@@ -23,14 +23,20 @@ _GREY = (150, 150, 150)
 _LABEL_PX = 150  # room left of a slider for its label
 
 
+def _marked_row(parent: int | str, p: Parameter) -> int | str:
+    """A horizontal row that starts with the parameter's fit mark (in its group colour) or fixed mark."""
+    row = dpg.add_group(horizontal=True, parent=parent)
+    dpg.add_text(FIT_MARK if p.trainable else FIXED_MARK, parent=row,
+                 color=GROUP_COLORS[p.group] if p.trainable else _GREY)
+    return row
+
+
 class SliderRow:
     """A scalar or small vector parameter as slider(s)."""
 
     def __init__(self, parent: int | str, p: Parameter, engine: Engine):
         self.name = p.name
-        row = dpg.add_group(horizontal=True, parent=parent)
-        dpg.add_text(FIT_MARK if p.trainable else FIXED_MARK, parent=row,
-                     color=GROUP_COLORS[p.group] if p.trainable else _GREY)
+        row = _marked_row(parent, p)
         lo, hi = p.slider.min, p.slider.max
         fmt = "%.3f" if hi - lo <= 20 else "%.2f"
         value = p.value.detach().cpu().reshape(-1).tolist()
@@ -58,9 +64,7 @@ class SummaryRow:
 
     def __init__(self, parent: int | str, p: Parameter, engine: Engine):
         self.name = p.name
-        row = dpg.add_group(horizontal=True, parent=parent)
-        dpg.add_text(FIT_MARK if p.trainable else FIXED_MARK, parent=row,
-                     color=GROUP_COLORS[p.group] if p.trainable else _GREY)
+        row = _marked_row(parent, p)
         shape = "x".join(str(s) for s in p.value.shape)
         label = dpg.add_text(f"{p.name} [{shape}]", parent=row)
         with dpg.tooltip(label):

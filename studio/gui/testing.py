@@ -1,8 +1,9 @@
 """Driving the studio window from tests and benchmarks: a virtual X server, real input events,
 frame pumping and screenshots.
 
-- :func:`virtual_display` starts Xvfb (``-displayfd`` picks a free display number) and points
-  ``DISPLAY`` at it; :func:`gui_unavailable` says in one sentence why GUI tests must be skipped.
+- :func:`virtual_display` starts Xvfb (:func:`start_xvfb`: ``-displayfd`` picks a free display
+  number) and points ``DISPLAY`` at it; :func:`gui_unavailable` says in one sentence why GUI
+  tests must be skipped.
 - :class:`Xdo` sends real X input events with xdotool (clicks, drags, keys) while the caller keeps
   pumping frames, exactly as a user's events reach the window.
 - :func:`pump` runs :meth:`App.frame` until a condition holds; :func:`grab` saves the frame buffer
@@ -34,6 +35,34 @@ def gui_unavailable() -> str | None:
     return None
 
 
+def start_xvfb(width: int, height: int, *options: str) -> tuple[subprocess.Popen, str]:
+    """Start Xvfb on a free display number (``-displayfd``) with a ``width`` x ``height`` x 24 screen
+    and extra server ``options``; returns the process and its display name (":N") once it accepts
+    connections.  Raises RuntimeError when Xvfb is missing or does not start."""
+    if shutil.which("Xvfb") is None:
+        raise RuntimeError("Xvfb is not installed (apt-get install xvfb)")
+    r, w = os.pipe()
+    proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp",
+                             *options], pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    os.close(w)
+    with os.fdopen(r) as f:
+        number = f.readline().strip()  # written once the server accepts connections
+    if not number:
+        stop_process(proc)
+        raise RuntimeError("Xvfb did not start")
+    return proc, f":{number}"
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 5.0) -> None:
+    """Ask a child process to end; kill it if it has not after ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 @contextlib.contextmanager
 def virtual_display(width: int = 1600, height: int = 1000) -> Iterator[str]:
     """Run Xvfb for the duration of the block with ``DISPLAY`` set to it; yields the display name.
@@ -45,31 +74,17 @@ def virtual_display(width: int = 1600, height: int = 1000) -> Iterator[str]:
             raise RuntimeError(gui_unavailable() or "no display")
         yield os.environ["DISPLAY"]
         return
-    r, w = os.pipe()
-    proc = subprocess.Popen(["Xvfb", "-displayfd", str(w), "-screen", "0", f"{width}x{height}x24", "-nolisten", "tcp"],
-                            pass_fds=(w,), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    os.close(w)
+    proc, display = start_xvfb(width, height)
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display
     try:
-        with os.fdopen(r) as f:
-            number = f.readline().strip()
-        if not number:
-            raise RuntimeError("Xvfb did not start")
-        display = f":{number}"
-        old = os.environ.get("DISPLAY")
-        os.environ["DISPLAY"] = display
-        try:
-            yield display
-        finally:
-            if old is None:
-                os.environ.pop("DISPLAY", None)
-            else:
-                os.environ["DISPLAY"] = old
+        yield display
     finally:
-        proc.terminate()
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        if old is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = old
+        stop_process(proc)
 
 
 def pump(app, until: Callable[[], bool] | None = None, timeout: float = 20.0, frames: int = 1) -> bool:

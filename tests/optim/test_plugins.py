@@ -23,6 +23,8 @@ from studio.scene.mesh import MeshTopology, laplacian_smoothness
 from studio.scene.scene import Scene
 from studio.scene.spec import parse_scene
 
+from .test_engine import run_to_end
+
 # The README's example, verbatim.
 RED_ONLY = '''
 from studio.plugins import loss, Param
@@ -74,14 +76,6 @@ def make_engine(losses, steps: int = 10) -> Engine:
     gt = scene.render_targets()
     return Engine(scene, Targets(gt.rgb, gt.alpha), list(losses),
                   EngineConfig(steps=steps, group_lr=spec.group_lr, lr_decay=spec.lr_decay))
-
-
-def run_steps(engine: Engine, until: int, timeout: float = 60.0):
-    engine.start_thread()
-    engine.start(until=until)
-    snap = engine.wait_snapshot(predicate=lambda s: s.finished or (not s.running and s.step >= until), timeout=timeout)
-    assert snap is not None, "the engine did not finish in time"
-    return snap
 
 
 @pytest.fixture(autouse=True)
@@ -153,7 +147,7 @@ def test_an_installed_entry_point_is_discovered(tmp_path, monkeypatch, manager):
         assert "entry point greens" in manager.source_of(green) and "studio_ep_demo.py" in manager.source_of(green)
         assert blue.description.startswith("L2 on the blue channel")
         e = make_engine([("green_only", 1.0, {})], steps=60)
-        run_steps(e, 60)
+        run_to_end(e, 60)
         e.stop()
         albedo = e.params["cube.albedo"].value.detach().tolist()
         assert abs(albedo[1] - TRUTH[1]) < 0.03 and albedo[0] == pytest.approx(INIT[0]) and albedo[2] == pytest.approx(INIT[2])
@@ -265,7 +259,7 @@ def test_each_failure_during_a_step_disables_that_plugin_and_the_run_goes_on(tmp
     assert manager.discover([tmp_path]) == []
     names = ["bad_nonscalar", "bad_detached", "bad_nan", "bad_raises"]
     e = make_engine([("l2", 1.0, {})] + [(n, 1.0, {}) for n in names], steps=5)
-    snap = run_steps(e, 5)
+    snap = run_to_end(e, 5)
     e.stop()
     assert snap.step == 5 and snap.skipped_steps == 0
     assert {n: on for n, _, on, _ in snap.losses} == {"l2": True, **{n: False for n in names}}
@@ -305,7 +299,7 @@ def test_reload_picks_up_edits_renames_new_and_removed_files_without_losing_the_
     e = make_engine([("l2", 1.0, {}), ("knob", 1.0, {}), ("extra", 0.5, {}), ("red_only", 1.0, {})], steps=100)
     e.set_loss_weight("knob", 2.0)
     e.set_loss_enabled("red_only", False)  # the user's choice, which a reload must respect
-    snap = run_steps(e, 3)
+    snap = run_to_end(e, 3)
     assert snap.loss_terms["knob"] == pytest.approx(1.0)
     albedo = e.params["cube.albedo"].value.detach().clone()
 
@@ -319,7 +313,7 @@ def test_reload_picks_up_edits_renames_new_and_removed_files_without_losing_the_
     assert any("'extra' is no longer registered" in ev for ev in snap.events)
     assert {"extra_renamed", "fresh"} <= set(REGISTRY.names()) and "extra" not in REGISTRY
     assert REGISTRY.get("red_only") is kept  # an unchanged file is not re-imported
-    snap = run_steps(e, 5)
+    snap = run_to_end(e, 5)
     e.stop()
     assert snap.loss_terms["knob"] == pytest.approx(7.0) and snap.step == 5
 
@@ -358,7 +352,7 @@ def test_a_plugin_disabled_by_a_failure_is_retried_after_its_file_is_fixed(tmp_p
     ''')
     manager.discover([tmp_path])
     e = make_engine([("l2", 1.0, {}), ("flaky", 1.0, {})], steps=100)
-    snap = run_steps(e, 2)
+    snap = run_to_end(e, 2)
     assert dict((n, on) for n, _, on, _ in snap.losses)["flaky"] is False
     e.reload_losses(manager.reload)  # unchanged file: stays off
     snap = e.wait_snapshot(snap.stamp, timeout=10)
@@ -367,7 +361,7 @@ def test_a_plugin_disabled_by_a_failure_is_retried_after_its_file_is_fixed(tmp_p
     e.reload_losses(manager.reload)
     snap = e.wait_snapshot(snap.stamp, predicate=lambda s: dict((n, on) for n, _, on, _ in s.losses)["flaky"], timeout=10)
     assert snap is not None
-    snap = run_steps(e, 4)
+    snap = run_to_end(e, 4)
     e.stop()
     assert np.isfinite(snap.loss_terms["flaky"])
 
@@ -445,7 +439,7 @@ def test_every_example_runs_in_an_optimisation_of_geometry_and_colour(examples):
     from tests.optim.test_engine import make_engine as make_cube_engine
 
     e = make_cube_engine(losses=[(n, d.weight, {}) for n, d in examples.items()], steps=4)
-    snap = run_steps(e, 4)
+    snap = run_to_end(e, 4)
     e.stop()
     assert snap.step == 4 and snap.message is None, snap.message
     assert all(on for _, _, on, _ in snap.losses)
