@@ -164,6 +164,7 @@ class Snapshot:
     threads_measuring: bool = False  # the first steps are still timing the candidate thread counts
     arrows: np.ndarray | None = None  # vertex gradients mode: [N,4] (x, y, dx, dy) in pixels of the view
     step_record: StepRecord | None = None  # the latest step taken with Engine.step_recorded (None after reset)
+    marks: tuple[tuple[int, str], ...] = ()  # (step, sentence) of scene events (stage changes, remeshing)
 
 
 @dataclass
@@ -265,6 +266,7 @@ class Engine:
         self._searched = self.config.restarts <= 0
         self._record_next = False
         self._step_record: StepRecord | None = None
+        self._marks: list[tuple[int, str]] = []
 
     def _make_optimizer(self) -> torch.optim.Optimizer | None:
         groups = []
@@ -273,6 +275,9 @@ class Engine:
             groups.append({"params": [p.value], "lr": p.lr, "name": p.name})
         if not groups:
             return None
+        factory = getattr(self.scene, "make_optimizer", None)
+        if factory is not None:  # e.g. the reconstruction's uniform Adam for its large-steps latent
+            return factory(groups)
         if self.config.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=0.01, momentum=0.9)
         if self.config.optimizer != "adam":
@@ -675,7 +680,9 @@ class Engine:
         target = self.targets.rgba(views)
         before_step = getattr(self.scene, "before_step", None)
         if before_step is not None:  # e.g. the SDF scene anneals its silhouette sharpness
-            before_step(self.step_count, self.config.steps)
+            events = before_step(self.step_count, self.config.steps)
+            if events:  # the scene changed its parameters' shapes (e.g. remeshed): a fresh optimiser
+                self._scene_changed(events)
         out = self.scene.render(views)
         if recorded:  # keep d loss / d pixel, which backward would otherwise free on its way to the parameters
             for image in (out.rgb, out.alpha):
@@ -751,6 +758,16 @@ class Engine:
             after={p.name: self._frozen(p.value.detach().cpu().numpy().copy()) for p in trainable},
             optimizer=self.config.optimizer, skipped=skipped)
 
+    def _scene_changed(self, events: Sequence[str]) -> None:
+        """The scene replaced parameter tensors between steps (``before_step`` returned events):
+        rebuild the optimiser over the new tensors, keep them as the last good values, and show
+        each event in the log, the status bar and (as a mark at this step) on the curves."""
+        self._optimizer = self._make_optimizer()
+        self._good = {p.name: p.value.detach().clone() for p in self.params.trainable()}
+        for text in events:
+            self._event(text)
+            self._marks.append((self.step_count, text))
+
     def _optimised(self, p: Any) -> bool:
         return self.group_enabled[p.group] and p.name not in self.frozen
 
@@ -814,6 +831,13 @@ class Engine:
         for t in self.terms:
             h.setdefault(f"loss:{t.name}", [float("nan")] * (len(h["step"]) - 1))
             h[f"loss:{t.name}"].append(terms.get(t.name, float("nan")))
+        extra = getattr(self.scene, "curve_metrics", None)  # scene curves, e.g. held-out PSNR: "metric:NAME"
+        if extra is not None:
+            values = extra(self.step_count)
+            for name in values:
+                h.setdefault(f"metric:{name}", [float("nan")] * (len(h["step"]) - 1))
+            for key in [k for k in h if k.startswith("metric:")]:
+                h[key].append(float(values.get(key[7:], float("nan"))))
 
     # ------------------------------------------------------------------ publishing
 
@@ -893,6 +917,7 @@ class Engine:
             group_lr=self._group_lr(),
             options={**self.scene.options, "restarts": self.config.restarts},
             step_record=self._step_record,
+            marks=tuple(self._marks),
             **shown,
         )
         with self._new_snapshot:
