@@ -6,6 +6,7 @@
     studio losses               list every loss: built-ins and plugins, with weights and parameters
     studio optimize SCENE ...   fit a scene headless and write images, curves and a summary
     studio render SCENE ...     render the ground truth (or the initial guess) to a PNG
+    studio reconstruct DATASET  reconstruct a textured mesh from a multi-view capture
 
 Bad input ends with one sentence on stderr and exit code 2, never a traceback.
 """
@@ -24,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from .data import cli as data_cli
+from .reconstruct import cli as reconstruct_cli
 from .images import heatmap, save_png, to_uint8
 from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .outputs import world_mesh, write_curves_csv, write_gif
@@ -137,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="output folder for compare.png and compare.csv")
 
     data_cli.add_parser(sub)
+    reconstruct_cli.add_parser(sub, _parse_loss, _add_threads_option)
 
     r = sub.add_parser("render", help="render a scene to a PNG")
     r.add_argument("scene", help="built-in scenario name or scene .toml")
@@ -167,6 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if command == "export-dataset":
             return data_cli.run(args)
+        if command == "reconstruct":
+            return reconstruct_cli.run(args)
     except user_errors() as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

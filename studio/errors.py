@@ -15,13 +15,15 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .optim.engine import EngineError
     from .optim.losses import LossError
     from .optim.plugins import PluginError
+    from .reconstruct.hull import ReconstructionError
     from .render.backend import BackendUnavailableError, RenderInputError
     from .scene.mesh import MeshError
     from .scene.params import ParameterError
     from .scene.spec import SceneError
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
-            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError)
+            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError,
+            ReconstructionError)
 
 
 def out_of_memory(exc: BaseException) -> bool:
