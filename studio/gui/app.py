@@ -29,7 +29,9 @@ from ..optim.engine import Engine, Snapshot
 from ..render.modes import SHADED
 from ..scenarios import DEFAULT_SCENARIO, list_scenarios, scenario_path
 from ..workspace import Options, build_engine
+from ..reconstruct.run import build_capture_workspace, looks_like_capture
 from . import exports, theme
+from .capture_panel import CapturePanel, export_reconstruction
 from .compare_window import CompareWindow
 from .controls import Control, Text
 from .dialogs import FileDialog
@@ -188,11 +190,13 @@ class App:
                 self.params_tab = dpg.add_tab(label="Parameters")
                 self.loss_tab = dpg.add_tab(label="Losses")
                 self.teaching_tab = dpg.add_tab(label="Teaching")
+                self.capture_tab = dpg.add_tab(label="Capture")
                 self.log_tab = dpg.add_tab(label="Log")
             self.loading_text = Text("loading the scene...", parent=self.params_tab, color=(150, 150, 150))
             self.teaching = TeachingPanel(self.teaching_tab, TeachingActions(self.set_option, self.show_mode,
                                                                              self.open_compare))
             self.log_panel = LogPanel(self.log_tab)
+            self.capture_panel = CapturePanel(self.capture_tab, self.choose_view, self.export_reconstruction)
             self.status = StatusBar(self.window)
         self.compare_window = CompareWindow(self.jobs, self.report, self.fail)
         self.export_dialog = ExportDialog(self.jobs, self.report, self.fail)
@@ -201,6 +205,7 @@ class App:
             "target": FileDialog("Load target image", IMAGE_TYPES, self.load_target),
             "save": FileDialog("Save session", SESSION_TYPES, self.save_session, save=True, default_name="session"),
             "open": FileDialog("Load session", SESSION_TYPES, self.load_session),
+            "capture": FileDialog("Open capture (NeRF or COLMAP folder)", [], self.open_capture, directory=True),
             "png": FileDialog("Export render", [(".png", "PNG")], self.export_png, save=True, default_name="render"),
             "obj": FileDialog("Export mesh", [(".obj", "OBJ")], self.export_obj, save=True, default_name="mesh"),
             "csv": FileDialog("Export curves", [(".csv", "CSV")], self.export_csv, save=True, default_name="curves"),
@@ -222,6 +227,7 @@ class App:
             with dpg.menu(label="File") as self.menu["File"]:
                 item("Load mesh...", lambda: self.dialogs["mesh"].open())
                 item("Load target image...", lambda: self.dialogs["target"].open())
+                item("Open capture...", lambda: self.dialogs["capture"].open())
                 dpg.add_separator()
                 item("Save session...", lambda: self.dialogs["save"].open())
                 item("Load session...", lambda: self.dialogs["open"].open())
@@ -327,6 +333,7 @@ class App:
         self._snap = snap  # first: a failing widget update must not make the loop retry this snapshot
         self.images.update(snap)
         self.plots.update(snap)
+        self.capture_panel.update(snap)
         self._sync_controls()
         self.log_panel.add_events(snap.events)
         if snap.message != self._engine_message:
@@ -445,7 +452,8 @@ class App:
             else:
                 self._sync_pickers(self.ws.opts)
 
-        self.jobs.run(lambda: build_engine(opts), done, failed)
+        build = build_capture_workspace if looks_like_capture(opts.scene) else build_engine
+        self.jobs.run(lambda: build(opts), done, failed)
 
     def _attach(self, ws: Workspace, notes: list[str]) -> None:
         old = self.ws
@@ -464,6 +472,9 @@ class App:
         self.recorder.clear()
         self.log_panel.forget_events()
         self.teaching.attach(ws.scene, ws.engine)
+        self.capture_panel.attach(ws.scene)
+        if getattr(ws.scene, "capture", None) is not None:
+            dpg.set_value(self.side_tabs, self.capture_tab)
         spec = ws.scene.spec
         self._sync_pickers(ws.opts)
         self.status.say(f"loaded {spec.name} ({ws.scene.backend.name} on {ws.scene.backend.device}).", INFO)
@@ -573,6 +584,22 @@ class App:
         """Fit this photograph (view 0) instead of the synthetic target."""
         self.report(f"loading target image {path.name}...", INFO)
         self._reload_with(target=str(path), mask=None)
+
+    def open_capture(self, path: Path) -> None:
+        """Reconstruct the capture in this folder (NeRF transforms*.json or a COLMAP model)."""
+        self.report(f"opening the capture {path.name}...", INFO)
+        self._reload_with(scene=str(path), mesh=None, target=None, mask=None)
+
+    def export_reconstruction(self, folder: Path) -> None:
+        """The files of ``studio reconstruct`` (mesh.glb, mesh.obj, summary.json, test/, curves.csv,
+        turntable) for the reconstruction as it is now, written on the engine's thread."""
+        if self.ws is None or self._snap is None or getattr(self.ws.scene, "capture", None) is None:
+            self.report("no capture is open, so there is no reconstruction to export.", INFO)
+            return
+        fut = export_reconstruction(self.ws.engine, self._snap, folder)
+        self.report(f"exporting the reconstruction to {folder}...", INFO)
+        self.jobs.watch(fut, lambda s: self.report(f"exported the reconstruction to {folder} ({len(s['files'])} files).", INFO),
+                        lambda exc: self.fail("exporting the reconstruction", exc))
 
     def save_session(self, path: Path) -> None:
         from .. import session
@@ -702,7 +729,8 @@ def run_gui(args: argparse.Namespace) -> int:
         print(f"studio: {problem}; {HEADLESS_HINT}.", file=sys.stderr)
         return 2
     opts = options_from_args(args)
-    scenario_path(opts.scene)  # a misspelt scene name is a one-line error in the terminal, before any window
+    if not looks_like_capture(opts.scene):
+        scenario_path(opts.scene)  # a misspelt scene name is a one-line error in the terminal, before any window
     app = App(opts, run=bool(getattr(args, "run", False)),
               screenshot=getattr(args, "screenshot", None), after_steps=getattr(args, "after_steps", 0) or 0)
     app.opened_at = t0

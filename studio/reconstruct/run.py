@@ -101,3 +101,28 @@ def run_reconstruction(scene: ReconstructionScene, engine: Engine, out_dir: str 
     seconds = time.perf_counter() - t0
     engine.stop()
     return write_outputs(scene, out_dir, snap.history, snap.marks, seconds, snap.step, video=video)
+
+
+def looks_like_capture(path: str | Path) -> bool:
+    """Whether ``path`` names a capture rather than a scenario: a transforms json, or a folder with
+    transforms*.json, a COLMAP model (cameras.txt / cameras.bin) or a ``sparse/0`` model."""
+    p = Path(path).expanduser()
+    if p.suffix.lower() == ".json":
+        return True
+    if not p.is_dir():
+        return False
+    return (any(p.glob("transforms*.json")) or any((p / n).exists() for n in ("cameras.txt", "cameras.bin"))
+            or (p / "sparse" / "0").is_dir())
+
+
+def build_capture_workspace(opts: Any) -> tuple[ReconstructionScene, Engine, list[str]]:
+    """The studio's twin of ``studio reconstruct``: read the capture ``opts.scene`` (a
+    :class:`studio.workspace.Options`) at ``opts.resolution`` and build its reconstruction."""
+    from ..capture import load_capture
+
+    capture = load_capture(opts.scene, res=opts.resolution)
+    defaults = ReconstructOptions()
+    return build_reconstruction(capture, ReconstructOptions(
+        steps=opts.steps or defaults.steps, backend=opts.backend, device=opts.device, seed=opts.seed or 0,
+        losses=list(opts.losses) if opts.losses else list(DEFAULT_LOSSES), plugin_dirs=list(opts.plugin_dirs),
+        threads=opts.threads))

@@ -95,6 +95,10 @@ class ReconstructionScene(SceneBase):
         options: render switches, as for every scene.
     """
 
+    #: Scenario objects (front ends list them, e.g. for the mipmap switch): a reconstruction has none,
+    #: its one mesh is its own (:meth:`mesh`).
+    objects: tuple = ()
+
     def __init__(self, capture: Capture, backend: Backend, steps: int = 600, views_per_step: int = 4,
                  stages: Sequence[Stage] = DEFAULT_STAGES, hull_resolution: int = 64, texture_size: int = 512,
                  heldout_every: int = 0, **options: object):
