@@ -16,6 +16,7 @@ All binary values are little-endian.  The pose (q, t) maps world to camera in Op
 from __future__ import annotations
 
 import struct
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,8 +90,10 @@ def read_model(folder: Path) -> ColmapModel:
             raise
         except (ValueError, IndexError, struct.error, UnicodeDecodeError) as exc:
             kind = "truncated or corrupt" if ext == "bin" else "malformed"
-            raise CaptureError(f"COLMAP file {path} is {kind} ({exc.__class__.__name__}: {str(exc)[:80]}); "
-                               "export the model again (colmap model_converter).") from None
+            detail = "it ends in the middle of a record" if isinstance(exc, struct.error) else \
+                textwrap.shorten(f"{exc.__class__.__name__}: {exc}", 90)
+            raise CaptureError(f"COLMAP file {path} is {kind} ({detail}); export the model again "
+                               "(colmap model_converter).") from None
         except OSError as exc:
             raise CaptureError(f"COLMAP file {path} cannot be read ({exc.strerror or exc}); check the file.") from None
     cameras, images, (points, colors) = parsed
