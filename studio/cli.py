@@ -7,6 +7,7 @@
     studio optimize SCENE ...   fit a scene headless and write images, curves and a summary
     studio render SCENE ...     render the ground truth (or the initial guess) to a PNG
     studio reconstruct DATASET  reconstruct a textured mesh from a multi-view capture
+    studio make-capture MESH .. render a synthetic multi-view capture (NeRF or COLMAP layout)
 
 Bad input ends with one sentence on stderr and exit code 2, never a traceback.
 """
@@ -24,6 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .capture import cli as capture_cli
 from .data import cli as data_cli
 from .reconstruct import cli as reconstruct_cli
 from .images import heatmap, save_png, to_uint8
@@ -140,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_cli.add_parser(sub)
     reconstruct_cli.add_parser(sub, _parse_loss, _add_threads_option)
+    capture_cli.add_parser(sub)
 
     r = sub.add_parser("render", help="render a scene to a PNG")
     r.add_argument("scene", help="built-in scenario name or scene .toml")
@@ -172,6 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return data_cli.run(args)
         if command == "reconstruct":
             return reconstruct_cli.run(args)
+        if command == "make-capture":
+            return capture_cli.run(args)
     except user_errors() as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception classes whose message is meant for the user."""
+    from .capture.errors import CaptureError
     from .data.config import DatasetError
     from .images import ImageError
     from .optim.compare import CompareError
@@ -22,7 +23,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .scene.spec import SceneError
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
-            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError,
+            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError, CaptureError,
             ReconstructionError)
 
 

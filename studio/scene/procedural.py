@@ -213,10 +213,8 @@ def lobed_sphere(subdivisions: int = 4, radius: float = 1.0, lobes: int = 5, amp
                    lambda d: 1 + _lobes(d, centres, heights, np.full(lobes, sharpness)))
 
 
-def critter(subdivisions: int = 4, radius: float = 1.0) -> Mesh:
-    """A creature-like blob (a nod to the "spot" cow): an ellipsoid body along z with a head and
-    snout towards +z, four legs below, two ears and a tail.  Still star-shaped, so it suits the same
-    icosphere-deformation demo, but it needs more detail than the other targets (subdivisions >= 4)."""
+def _critter_radius(d: np.ndarray) -> np.ndarray:
+    """Radius [V] of :func:`critter`'s surface along unit directions d [V,3] (before scaling)."""
     #          direction               amplitude  sharpness
     parts = [((0.0, 0.5, 1.0),         0.45,      10.0),   # head
              ((0.0, 0.2, 1.0),         0.15,      40.0),   # snout
@@ -232,11 +230,28 @@ def critter(subdivisions: int = 4, radius: float = 1.0) -> Mesh:
     sharpness = np.array([p[2] for p in parts])
     semi_axes = np.array([0.55, 0.5, 0.9])
 
-    def r(d: np.ndarray) -> np.ndarray:
-        body = 1 / np.sqrt(((d / semi_axes) ** 2).sum(1))
-        return body + _lobes(d, centres, amplitude, sharpness)
+    body = 1 / np.sqrt(((d / semi_axes) ** 2).sum(1))
+    return body + _lobes(d, centres, amplitude, sharpness)
 
-    return _radial(subdivisions, radius, "critter", r)
+
+def critter(subdivisions: int = 4, radius: float = 1.0) -> Mesh:
+    """A creature-like blob (a nod to the "spot" cow): an ellipsoid body along z with a head and
+    snout towards +z, four legs below, two ears and a tail.  Still star-shaped, so it suits the same
+    icosphere-deformation demo, but it needs more detail than the other targets (subdivisions >= 4)."""
+    return _radial(subdivisions, radius, "critter", _critter_radius)
+
+
+def textured_critter(rows: int = 48, cols: int = 96, radius: float = 1.0) -> Mesh:
+    """:func:`critter`'s shape on :func:`uv_sphere`'s vertices, with its equirectangular UVs.
+
+    A non-convex, genus-0 shape with a texture map (poles at +-y, seam facing -z), for textured
+    captures and reconstructions; ``rows`` x ``cols`` as in :func:`uv_sphere`.
+    """
+    sphere = uv_sphere(rows, cols)
+    d = sphere.vertices.double().numpy()
+    rad = _critter_radius(d)
+    return _mesh(d * (rad * radius / rad.max())[:, None], sphere.faces.numpy(), "textured_critter",
+                 sphere.uv.numpy(), sphere.uv_faces.numpy())
 
 
 # ------------------------------------------------------------------------------------ textures
