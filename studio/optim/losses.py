@@ -206,13 +206,14 @@ def call_loss(d: LossDef, render: torch.Tensor, target: torch.Tensor, ctx: LossC
     """Evaluate a loss and check what it returned.
 
     Raises:
-        LossFailure: it raised, or returned something other than a finite scalar tensor, or (when
-            ``needs_grad``) a tensor with no gradient path to the parameters.
+        LossFailure: it raised (even ``SystemExit`` or ``KeyboardInterrupt``: in the engine's worker
+            those are a plugin's doing, never the user's Ctrl-C), or returned something other than a
+            finite scalar tensor, or (when ``needs_grad``) a tensor with no gradient path to the parameters.
     """
     kind = "built-in loss" if d.builtin else "loss plugin"
     try:
         value = d.fn(render, target, ctx)
-    except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; the run must go on
+    except (Exception, SystemExit, KeyboardInterrupt) as exc:  # noqa: BLE001 - a plugin may raise anything
         tb = traceback.extract_tb(exc.__traceback__)
         raise LossFailure(f"{kind} {d.name!r} ({_where(d, tb)}) raised {exc.__class__.__name__}: {exc}",
                           traceback.format_exc()) from None
