@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -121,9 +120,9 @@ def _write_pair(out: Path, img: RenderedImage) -> None:
         tmp_image.unlink(missing_ok=True)
 
 
-def _dataset_files(out: Path) -> tuple[list[Path], list[Path]]:
-    """(files an export writes under images/ and labels/, every other entry of ``out``)."""
-    ours, others = [], []
+def _dataset_files(out: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(files an export writes, other entries under images/ and labels/, other entries of ``out``)."""
+    ours, inside, others = [], [], []
     for entry in out.iterdir():
         if entry.name in ("data.yaml", "preview.png", ".data.yaml.tmp", ".preview.png.tmp"):
             ours.append(entry)
@@ -131,20 +130,23 @@ def _dataset_files(out: Path) -> tuple[list[Path], list[Path]]:
             for split in entry.iterdir():
                 if split.name in SPLITS and split.is_dir():
                     for f in split.iterdir():
-                        (ours if _DATASET_FILE.match(f.name) else others).append(f)
+                        (ours if _DATASET_FILE.match(f.name) and f.is_file() else inside).append(f)
                 else:
-                    others.append(split)
+                    inside.append(split)
         else:
             others.append(entry)
-    return ours, others
+    return ours, inside, others
 
 
 def prepare_output(config: ExportConfig) -> Path:
     """Create ``config.out`` with its split folders, refusing to mix with existing files.
 
-    Unsharded, the folder must be empty; ``overwrite`` deletes ``images/``, ``labels/``,
-    ``data.yaml`` and ``preview.png`` (nothing else).  Sharded, the folder may already hold what
-    other shards of the same dataset wrote; ``overwrite`` deletes only this shard's files.
+    Unsharded, the folder must be empty; ``overwrite`` deletes exactly the files an export writes
+    (``images/{train,val}/NNNNNN.png``, ``labels/{train,val}/NNNNNN.txt``, ``data.yaml``,
+    ``preview.png``) and leaves other files next to them alone.  Anything else under ``images/``
+    or ``labels/`` (a user's ``images/holiday/beach.jpg``) is refused, even with ``overwrite``: a
+    dataset folder holding it would be a different dataset.  Sharded, the folder may already hold
+    what other shards of the same dataset wrote; ``overwrite`` deletes only this shard's files.
 
     Raises:
         DatasetError: the folder cannot be created or written, or holds files in the way.
@@ -160,7 +162,12 @@ def prepare_output(config: ExportConfig) -> Path:
         raise DatasetError(f"cannot write to output folder {out} ({exc.strerror or exc}); choose a folder you "
                            "can write to.") from None
     shard, shards = config.shard
-    ours, others = _dataset_files(out)
+    ours, inside, others = _dataset_files(out)
+    if inside:
+        names = ", ".join(str(f.relative_to(out)) for f in sorted(inside)[:3])
+        more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+        raise DatasetError(f"output folder {out} holds files that no dataset export wrote ({names}{more}); move them "
+                           "away or choose another folder (--overwrite replaces only an export's own files).")
     if shards > 1:
         ours = [f for f in ours if (m := _DATASET_FILE.match(f.name)) and int(m.group(1)) % shards == shard]
     if (ours or others) and not config.overwrite:
@@ -168,14 +175,8 @@ def prepare_output(config: ExportConfig) -> Path:
         raise DatasetError(f"output folder {out} already holds {what}; choose an empty folder or pass --overwrite "
                            "to replace the dataset in it.")
     if config.overwrite:
-        if shards > 1:
-            for f in ours:
-                f.unlink()
-        else:
-            for name in ("images", "labels"):
-                shutil.rmtree(out / name, ignore_errors=True)
-            for f in ours:
-                f.unlink(missing_ok=True)
+        for f in ours:
+            f.unlink(missing_ok=True)
     for kind in ("images", "labels"):
         for split in SPLITS:
             (out / kind / split).mkdir(parents=True, exist_ok=True)

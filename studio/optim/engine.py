@@ -37,7 +37,7 @@ from . import commands as cmd
 from .commands import RENDER_OPTIONS
 from .engine_publish import ARROWS, make_snapshot
 from .engine_state import load_state, state_of
-from .engine_step import MAX_BAD_STEPS, one_step
+from .engine_step import MAX_BAD_STEPS, one_step, restore_good
 from .engine_types import (WATCHDOG_S, CommandError, EngineConfig, EngineError, LossTerm, Snapshot, StepRecord,
                            Targets)
 from .losses import REGISTRY, LossContext, LossError, LossFailure, call_loss
@@ -379,6 +379,11 @@ class Engine:
         state = state_of(self)
         state["params"] = {**state["params"], **{n: v.detach().cpu().clone() for n, v in self._good.items()}}
         return state
+
+    def restore_last_good(self) -> None:
+        """Put the parameters of the last completed step back, e.g. to write the outputs of a run that
+        failed or got stuck.  Call it after :meth:`stop` (or :meth:`abandon`)."""
+        restore_good(self)
 
     def restarted(self, disable: Sequence[str] = ()) -> "Engine":
         """A new engine (worker not started) on the same scene and targets, resumed from the last
