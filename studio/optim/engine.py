@@ -170,7 +170,7 @@ class Engine:
         first snapshot."""
         if self._thread is None:
             self._thread = threading.Thread(target=self._worker, name="studio-engine", daemon=True)
-            self._watchdog = Watchdog(self._beat, self.config.watchdog_s, self._on_stall).start()
+            self._watchdog = Watchdog(self._beat, lambda: self.config.watchdog_s, self._on_stall).start()
             self._thread.start()
             self._send(cmd.Publish())
         return self
@@ -294,8 +294,9 @@ class Engine:
         if not self._stopped:
             self._commands.put(cmd.Stop())
         if self._thread is not None:
-            self._thread.join(timeout)
-            if self._thread.is_alive():
+            if not self._beat.abandoned:  # an abandoned worker is not waited for
+                self._thread.join(timeout)
+            if self._thread.is_alive() and not self._beat.abandoned:
                 log.warning("the engine's worker did not stop within %.0f s and was abandoned.", timeout)
                 self.abandon()
             self._thread = None
@@ -334,6 +335,11 @@ class Engine:
     def alive(self) -> bool:
         """The worker thread is started and has neither ended nor been abandoned."""
         return self._thread is not None and self._thread.is_alive() and not self._beat.abandoned
+
+    @property
+    def dead(self) -> bool:
+        """The worker was started and has ended although nobody stopped it (front ends say so)."""
+        return self._thread is not None and not self._thread.is_alive() and not self._stopped
 
     @property
     def stalled(self) -> Stall | None:

@@ -157,7 +157,7 @@ class EngineConfig:
     restarts: int = 0
     lr_decay: float = 1.0  # learning rates fall exponentially to this fraction at ``steps``
     threads: int | None = None  # CPU threads for the steps; None: measured (see studio.optim.threads)
-    watchdog_s: float = WATCHDOG_S  # a step running longer is reported (Snapshot.stalled); see studio.optim.watchdog
+    watchdog_s: float = WATCHDOG_S  # a step running longer is reported (Snapshot.stalled); may change while running
 
 
 class EngineError(RuntimeError):

@@ -14,6 +14,7 @@ plugin file from the stuck thread's stack.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import sysconfig
@@ -25,6 +26,7 @@ from pathlib import Path
 from typing import Callable, Iterator, TypeVar
 
 T = TypeVar("T")
+log = logging.getLogger("studio.watchdog")
 
 # Code that is not the user's: a stuck frame in here is named by the user's frame that called it.
 _LIBRARY_DIRS = tuple(sorted({os.path.realpath(p) for k, p in sysconfig.get_paths().items()
@@ -161,12 +163,12 @@ class Heartbeat:
 
 class Watchdog:
     """A daemon thread that calls ``on_stall(Stall)`` once for each piece of work on ``beat`` that
-    runs past ``limit_s`` seconds (checked ``limit_s / 10`` apart, at least every 0.05 s)."""
+    runs past ``limit_s()`` seconds (read on every check, so that it may change while it runs;
+    checked a tenth of the limit apart, between 0.05 and 1 s)."""
 
-    def __init__(self, beat: Heartbeat, limit_s: float, on_stall: Callable[[Stall], None], name: str = "studio-watchdog"):
-        if not limit_s > 0:
-            raise ValueError(f"the watchdog limit must be a positive number of seconds, got {limit_s!r}.")
-        self.beat, self.limit_s, self.on_stall = beat, float(limit_s), on_stall
+    def __init__(self, beat: Heartbeat, limit_s: Callable[[], float], on_stall: Callable[[Stall], None],
+                 name: str = "studio-watchdog"):
+        self.beat, self.limit_s, self.on_stall = beat, limit_s, on_stall
         self._done = threading.Event()
         self._reported = -1
         self._thread = threading.Thread(target=self._watch, name=name, daemon=True)
@@ -179,20 +181,17 @@ class Watchdog:
         self._done.set()
 
     def _watch(self) -> None:
-        poll = min(max(self.limit_s / 10, 0.05), 1.0)
-        while not self._done.wait(poll):
+        while not self._done.wait(min(max(self.limit_s() / 10, 0.05), 1.0)):
             now = self.beat.current()
             if now is None:
                 continue
             serial, stage, seconds, step, thread = now
-            if seconds >= self.limit_s and serial != self._reported:
+            if seconds >= self.limit_s() and serial != self._reported:
                 self._reported = serial
                 try:
                     self.on_stall(Stall(stage, seconds, step, culprit(thread)))
                 except Exception:  # noqa: BLE001 - a failing report must not end the watch
-                    import logging
-
-                    logging.getLogger("studio.watchdog").exception("reporting a stall failed")
+                    log.exception("reporting a stall failed")
 
 
 def run_guarded(fn: Callable[[], T], limit_s: float, what: str) -> T:
