@@ -18,6 +18,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from ..render.raster_pass import VISIBILITY_MODES
 from .params import GROUPS
 
 
@@ -111,6 +112,7 @@ class SceneSpec:
     shading: str = "lambert"
     background: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     antialias: bool = True
+    visibility: str | None = None  # antialias | edge | soft | none; None: from ``antialias``
     steps: int = 300
     views_per_step: int = 1
     seed: int = 0
@@ -180,8 +182,13 @@ def parse_scene(text: str, source: str = "<memory>", base_dir: Path | None = Non
             spec.resolution = (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
         elif key in ("shading", "background", "antialias"):
             setattr(spec, key, value)
+        elif key == "visibility":
+            if value not in VISIBILITY_MODES:
+                raise SceneError(f"{source}: [render] visibility must be one of {', '.join(VISIBILITY_MODES)}, got {value!r}.")
+            spec.visibility = value
         else:
-            raise SceneError(f"{source}: unknown key {key!r} in [render]; known keys are antialias, background, resolution, shading.")
+            raise SceneError(f"{source}: unknown key {key!r} in [render]; known keys are antialias, background, "
+                             "resolution, shading, visibility.")
     for key, value in optimize.items():
         if key == "lr":
             if not isinstance(value, dict) or set(value) - set(GROUPS):
