@@ -33,6 +33,7 @@ from .images import heatmap, save_png
 from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .optim.engine_types import WATCHDOG_S
 from .outputs import FrameRecorder, world_mesh, write_curves_csv, write_gif
+from .render.raster_pass import VISIBILITY_MODES
 from .runtime import tune_cpu_allocator
 
 log = logging.getLogger("studio")
@@ -99,10 +100,17 @@ def _on_off(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
 
 
+def _add_visibility_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--visibility", choices=VISIBILITY_MODES, default=None,
+                   help="where visibility gradients come from: antialias (silhouette blending), edge (edge_grad at "
+                        "every triangle boundary), soft (soft rasterization), none (default: the scene's)")
+
+
 def _add_teaching_options(p: argparse.ArgumentParser) -> None:
     t = p.add_argument_group("teaching switches (the targets are always rendered without them)")
+    _add_visibility_option(t)
     t.add_argument("--antialias", type=_on_off, default=None, metavar="on|off",
-                   help="silhouette antialiasing: off removes the visibility gradient")
+                   help="same as --visibility antialias (on) or none (off)")
     t.add_argument("--soft", type=float, default=None, metavar="SIGMA",
                    help="soft rasterization (SoftRas coverage) with sigma in squared pixels instead of antialiasing")
     t.add_argument("--mip", type=_on_off, default=None, metavar="on|off", help="trilinear mipmapping of textures")
@@ -119,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("scene", nargs="?", default=None, help="built-in scenario name or scene .toml")
     _add_run_options(g)
     _add_threads_option(g)
+    _add_visibility_option(g)
     g.add_argument("--run", action="store_true", help="start optimising right away")
     g.add_argument("--screenshot", default=None, help="save a screenshot of the window to this PNG and exit")
     g.add_argument("--after-steps", type=int, default=0, help="with --screenshot: wait for this many steps first")
@@ -147,9 +156,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="run a scene twice with a teaching switch off and on; plot both error curves")
     c.add_argument("scene", help="built-in scenario name or scene .toml")
     c.add_argument("--switch", required=True, choices=sorted(SWITCH_CHOICES),
-                   help="what to compare (antialias, mip, soft, restarts, sdf_alpha)")
+                   help="what to compare (visibility, antialias, mip, soft, restarts, sdf_alpha)")
     c.add_argument("--values", nargs=2, default=["off", "on"], metavar=("FIRST", "SECOND"),
-                   help="the two settings (default: off on; soft takes a sigma, restarts a count)")
+                   help="the two settings (default: off on; soft takes a sigma, restarts a count, "
+                        "visibility two of antialias edge soft none)")
     c.add_argument("--backend", choices=["auto", "torch", "nvdiffrast"], default="auto", help="render backend")
     c.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps")
     c.add_argument("--steps", type=int, default=None, help="steps per run (default: the scene's budget)")
@@ -218,6 +228,8 @@ def _render_options(args: argparse.Namespace) -> dict:
         opts["soft_sigma"] = args.soft
     if getattr(args, "mip", None) is not None:
         opts["filter_mode"] = "linear-mipmap-linear" if args.mip else "linear"
+    if getattr(args, "visibility", None) is not None:
+        opts["visibility"] = args.visibility  # last, so it wins over the --antialias/--soft aliases
     return opts
 
 

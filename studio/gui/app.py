@@ -728,7 +728,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
     """The GUI's Options from ``studio gui`` arguments (or the bare ``studio`` command's defaults)."""
     return Options(scene=getattr(args, "scene", None) or DEFAULT_SCENARIO, backend=getattr(args, "backend", "auto"),
                    device=getattr(args, "device", None), resolution=getattr(args, "res", None),
-                   seed=getattr(args, "seed", None), plugin_dirs=list(getattr(args, "plugins", None) or []))
+                   seed=getattr(args, "seed", None), plugin_dirs=list(getattr(args, "plugins", None) or []),
+                   render_options={"visibility": args.visibility} if getattr(args, "visibility", None) else {})
 
 
 def run_gui(args: argparse.Namespace) -> int:

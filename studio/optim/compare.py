@@ -13,10 +13,19 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..render.raster_pass import VISIBILITY_MODES
 from ..scene.params import GROUPS
+
+
+def _visibility_word(word: str) -> str:
+    if word.lower() not in VISIBILITY_MODES:
+        raise ValueError(word)
+    return word.lower()
+
 
 #: Teaching switches: option name -> how a command-line word becomes the option's value.
 SWITCHES: dict[str, Callable[[str], Any]] = {
+    "visibility": _visibility_word,
     "antialias": lambda s: s.lower() in ("on", "true", "1", "yes"),
     "mip": lambda s: "linear-mipmap-linear" if s.lower() in ("on", "true", "1", "yes") else "linear",
     "soft": lambda s: None if s.lower() in ("off", "none", "0") else float(s),
@@ -24,7 +33,8 @@ SWITCHES: dict[str, Callable[[str], Any]] = {
     "sdf_alpha": lambda s: None if s.lower() in ("anneal", "none", "off") else float(s),
 }
 #: Where each switch lives: an engine/scene option name.
-OPTION_OF = {"antialias": "antialias", "mip": "filter_mode", "soft": "soft_sigma", "restarts": "restarts",
+OPTION_OF = {"visibility": "visibility", "antialias": "antialias", "mip": "filter_mode", "soft": "soft_sigma",
+             "restarts": "restarts",
              "sdf_alpha": "sdf_alpha"}
 
 

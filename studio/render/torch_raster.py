@@ -21,6 +21,7 @@ import torch
 
 from .backend import RenderInputError
 from .checks import FLOAT32_64, check_finite, check_pos_tri, check_rast, check_resolution, check_tensor
+from .edge_grad import DEFAULT_DEPTH_TOLERANCE, checked_edge_grad
 from .topology import Topology, build_topology
 
 # Candidates per chunk of the fragment search (about 130 bytes of temporaries each).  Chunks that
@@ -296,6 +297,10 @@ class TorchBackend:
         check_finite("color", color)
         topo = self._topology_for(tri, topology_hash)
         return _antialias(color, rast, pos, tri.long(), topo.opposite, float(pos_gradient_boost))
+
+    def edge_grad(self, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor,
+                  depth_tolerance: float = DEFAULT_DEPTH_TOLERANCE) -> torch.Tensor:
+        return checked_edge_grad(color, rast, pos, tri, self.device, FLOAT32_64, depth_tolerance)
 
 
 # ---------------------------------------------------------------------- helpers

@@ -18,10 +18,12 @@ import torch
 
 from ..render.backend import Backend
 from ..render.gbuffer import GBuffer
+from ..render.raster_pass import resolve_visibility
 from ..render.shading import Lights, shade
 from .assets import resolve_texture
 from .camera import look_at, orbit_eye, perspective, rotation_angle_deg
 from .params import GroupError, Parameter, ParameterError, ParameterSet
+from .render_options import RenderOptions
 from .spec import FreeParamSpec, SceneError, SceneSpec
 
 log = logging.getLogger("studio.scene")
@@ -68,8 +70,9 @@ class SceneBase:
     Args:
         spec: the parsed scene file.
         backend: rendering backend (its device is the scene's device).
-        options: render switches (``antialias``, ``filter_mode``, ``soft_sigma``, ``sdf_alpha``),
-            changed at run time through ``Engine.set_option``.
+        options: render switches (``visibility`` with its aliases ``antialias`` and ``soft_sigma``,
+            ``filter_mode``, ``sdf_alpha``; see :class:`RenderOptions`), changed at run time
+            through ``Engine.set_option``.
     """
 
     def __init__(self, spec: SceneSpec, backend: Backend, **options: object):
@@ -77,7 +80,7 @@ class SceneBase:
         self.backend = backend
         self.device = backend.device
         self.resolution = spec.resolution
-        self.options: dict[str, object] = {"antialias": spec.antialias, **options}
+        self.options = RenderOptions(resolve_visibility(spec.visibility, spec.antialias), **options)
         self.params = ParameterSet()
         self._build_content()
         self._build_lights()

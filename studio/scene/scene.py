@@ -246,7 +246,7 @@ class Scene(SceneBase):
         gb = raster_gbuffer(self.backend, pos, faces, self.resolution, world_pos=verts, normals=normals, eye=eye,
                             forward=fwd, colors=colors, uv=uv, uv_tri=uv_faces,
                             tri_object=self._tri_object if faces.shape == self._faces.shape else None,
-                            antialias=bool(self.options.get("antialias", True)), topology=topology,
+                            visibility=self.options["visibility"], topology=topology,
                             soft_sigma=self.options.get("soft_sigma"))
         return self.shade(gb, values)
 

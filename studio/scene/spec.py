@@ -21,6 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from ..render.raster_pass import VISIBILITY_MODES
 from .params import GROUPS
 
 
@@ -114,6 +115,7 @@ class SceneSpec:
     shading: str = "lambert"
     background: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     antialias: bool = True
+    visibility: str | None = None  # antialias | edge | soft | none; None: from ``antialias``
     steps: int = 300
     views_per_step: int = 1
     seed: int = 0
@@ -315,9 +317,14 @@ def parse_scene(text: str, source: str = "<memory>", base_dir: Path | None = Non
                                  f"[height, width], got {_shown(value)}.")
         elif key in ("shading", "background", "antialias"):
             setattr(spec, key, _check(value, get_type_hints(SceneSpec)[key], source, "[render]", key, line))
+        elif key == "visibility":
+            if value not in VISIBILITY_MODES:
+                raise SceneError(f"{source}{line}: [render] visibility must be one of {', '.join(VISIBILITY_MODES)}, "
+                                 f"got {_shown(value)}.")
+            spec.visibility = value
         else:
             raise SceneError(f"{source}{line}: unknown key {key!r} in [render]; known keys are antialias, background, "
-                             "resolution, shading.")
+                             "resolution, shading, visibility.")
     for key, value in optimize.items():
         line = lines.at("optimize", key)
         if key == "lr":
