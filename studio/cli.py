@@ -325,15 +325,12 @@ def _render(args: argparse.Namespace) -> int:
 
 
 def _out_folder(path: str) -> Path:
-    """``--out`` as a folder that exists and can be written to.
+    """``--out`` as a folder that exists (created if missing).
 
     Raises:
-        UsageError: it names an existing file, or the folder cannot be created.
+        UsageError: the folder cannot be created.
     """
     out = Path(path)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {path} is an existing file; give a folder for the results (it is created if "
-                         "missing).")
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -366,13 +363,16 @@ def _optimize(args: argparse.Namespace) -> int:
                          "show the object.")
     if not args.watchdog > 0:
         raise UsageError(f"--watchdog must be a number of seconds above 0, got {args.watchdog:g}.")
-    out_dir = _out_folder(args.out)
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is an existing file; give a folder for the results (it is created if "
+                         "missing).")
     args.threads = _cap_threads(args.threads)
     opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses)
     # Plugin files are imported here: one stuck in a loop is reported, not waited for.
     scene, engine, notes = run_guarded(lambda: build_engine(opts), args.watchdog, "importing plugins and building "
                                        "the scene")
     engine.config.watchdog_s = args.watchdog
+    out_dir = _out_folder(args.out)  # only once the input is known to be good: bad input leaves no folder
     for note in notes:
         print(f"studio: {note}", file=sys.stderr)
     steps = engine.config.steps

@@ -365,9 +365,12 @@ def parse_scene(text: str, source: str = "<memory>", base_dir: Path | None = Non
             if not isinstance(entry, dict) or "name" not in entry:
                 raise SceneError(f"{source}{lines.at('loss', '', i)}: {where} needs a name.")
             entry = dict(entry)
+            name = _check(entry.pop("name"), str, source, where, "name", lines.at("loss", "name", i))
             for key, value in entry.items():
-                _check(value, str if key == "name" else float, source, where, key, lines.at("loss", key, i))
-            name = entry.pop("name")
+                if not _conforms(value, float):
+                    what = "weight" if key == "weight" else f"parameter {key!r}"
+                    raise SceneError(f"{source}{lines.at('loss', key, i)}: {what} of loss {name!r} must be a finite "
+                                     f"number, got {_shown(value)}.")
             weight = float(entry.pop("weight", 1.0))
             spec.losses.append(LossSpec(name, weight, entry))
     spec.extra = {k: data[k] for k in ("export", "sdf", "teaching") if k in data}
