@@ -28,6 +28,7 @@ from pathlib import Path
 
 from PIL import Image
 
+from ..optim.threads import ThreadTuner
 from .config import DatasetError, ExportConfig, ProgressCallback
 from .preview import contact_sheet
 from .render import DatasetRenderer, RenderedImage
@@ -59,6 +60,9 @@ class ExportResult:
         searched: images that went through the hard-case search.
         data_yaml: path of ``data.yaml``.
         preview: path of ``preview.png``, or None when none was written.
+        threads: CPU threads the images were rendered with (timed on the first images and
+            re-checked as the run goes, see :mod:`studio.optim.threads`); None on a GPU.
+        threads_reason: how that count was chosen (median time per image of each count).
     """
 
     out: Path
@@ -72,6 +76,8 @@ class ExportResult:
     searched: int = 0
     data_yaml: Path | None = None
     preview: Path | None = None
+    threads: int | None = None
+    threads_reason: str = ""
 
     @property
     def images_per_second(self) -> float:
@@ -254,13 +260,17 @@ def export_dataset(config: ExportConfig, progress: ProgressCallback | None = Non
     result = ExportResult(out, 0, len(indices), False, 0.0, data_yaml=data_yaml)
     firsts: list[RenderedImage] = []
     writer = _PairWriter(out)
+    tuner = ThreadTuner(None, renderer.scene.device)
     t0 = time.perf_counter()
     try:
         for i in indices:
             if cancel is not None and cancel.is_set():
                 result.cancelled = True
                 break
+            tuner.before_step()
+            t_img = time.perf_counter()
             img = renderer.render(i)
+            tuner.after_step(time.perf_counter() - t_img)
             writer.submit(img)
             result.written += 1
             result.splits[img.split] += 1
@@ -274,6 +284,8 @@ def export_dataset(config: ExportConfig, progress: ProgressCallback | None = Non
     finally:
         writer.finish()
         result.seconds = time.perf_counter() - t0
+        result.threads = tuner.threads
+        result.threads_reason = tuner.reason or ("still measuring" if tuner.measuring else "")
     result.labels = {name: counts[name] for name in renderer.class_names}
     # Shard 0 holds image 0: its sheet is the first images of the merged set, and other shards
     # writing into the same folder do not fight over the file.
