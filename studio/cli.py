@@ -6,6 +6,7 @@
     studio losses               list every loss: built-ins and plugins, with weights and parameters
     studio optimize SCENE ...   fit a scene headless and write images, curves and a summary
     studio render SCENE ...     render the ground truth (or the initial guess) to a PNG
+    studio make-capture MESH .. render a synthetic multi-view capture (NeRF or COLMAP layout)
 
 Bad input ends with one sentence on stderr and exit code 2, never a traceback.  ``optimize`` exits
 with 3 when the run stopped early (NaN steps, a failing or stuck step) and 130 on Ctrl-C, after
@@ -27,6 +28,7 @@ from typing import Sequence
 
 import numpy as np
 
+from .capture import cli as capture_cli
 from .data import cli as data_cli
 from .errors import UsageError, memory_advice, out_of_memory, user_errors
 from .images import heatmap, save_png
@@ -167,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="output folder for compare.png and compare.csv")
 
     data_cli.add_parser(sub)
+    capture_cli.add_parser(sub)
 
     r = sub.add_parser("render", help="render a scene to a PNG")
     r.add_argument("scene", help="built-in scenario name or scene .toml")
@@ -201,6 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if command == "export-dataset":
             return data_cli.run(args)
+        if command == "make-capture":
+            return capture_cli.run(args)
     except user_errors() as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -14,6 +14,7 @@ class UsageError(ValueError):
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception classes whose message is meant for the user."""
+    from .capture.errors import CaptureError
     from .data.config import DatasetError
     from .images import ImageError
     from .optim.compare import CompareError
@@ -27,7 +28,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .scene.spec import SceneError
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
-            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError, StallError, UsageError)
+            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError, StallError, UsageError,
+            CaptureError)
 
 
 def out_of_memory(exc: BaseException) -> bool:

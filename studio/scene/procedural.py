@@ -214,7 +214,7 @@ def lobed_sphere(subdivisions: int = 4, radius: float = 1.0, lobes: int = 5, amp
 
 
 def _critter_radius(d: np.ndarray) -> np.ndarray:
-    """Radius [V] of :func:`critter`'s shape at unit directions d [V,3]."""
+    """Radius [V] of :func:`critter`'s surface along unit directions d [V,3] (before scaling)."""
     #          direction               amplitude  sharpness
     parts = [((0.0, 0.5, 1.0),         0.45,      10.0),   # head
              ((0.0, 0.2, 1.0),         0.15,      40.0),   # snout
@@ -305,6 +305,19 @@ def scanned_blob(vertices: int = 8000, radius: float = 1.0, noise: float = 0.004
     r = _critter_radius(d)
     r = r * (1 + noise * rng.normal(size=r.shape))
     return _mesh(d * (r * radius / r.max())[:, None], faces, "scanned_blob")
+
+
+def textured_critter(rows: int = 48, cols: int = 96, radius: float = 1.0) -> Mesh:
+    """:func:`critter`'s shape on :func:`uv_sphere`'s vertices, with its equirectangular UVs.
+
+    A non-convex, genus-0 shape with a texture map (poles at +-y, seam facing -z), for textured
+    captures and reconstructions; ``rows`` x ``cols`` as in :func:`uv_sphere`.
+    """
+    sphere = uv_sphere(rows, cols)
+    d = sphere.vertices.double().numpy()
+    rad = _critter_radius(d)
+    return _mesh(d * (rad * radius / rad.max())[:, None], sphere.faces.numpy(), "textured_critter",
+                 sphere.uv.numpy(), sphere.uv_faces.numpy())
 
 
 # ------------------------------------------------------------------------------------ textures
