@@ -26,6 +26,7 @@ import numpy as np
 from .data import cli as data_cli
 from .images import heatmap, save_png, to_uint8
 from .optim.compare import SWITCHES as SWITCH_CHOICES
+from .paths import user_path
 from .outputs import world_mesh, write_curves_csv, write_gif
 from .errors import memory_advice, out_of_memory, user_errors
 from .runtime import tune_cpu_allocator
@@ -243,7 +244,7 @@ def _compare(args: argparse.Namespace) -> int:
     from .optim.compare import compare_runs, curves_csv
     from .plot_png import line_plot
 
-    out = Path(args.out)
+    out = user_path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = compare_runs(args.scene, args.switch, tuple(args.values), backend=args.backend, device=args.device,
                         steps=args.steps, resolution=args.res,
@@ -293,7 +294,7 @@ def _optimize(args: argparse.Namespace) -> int:
 
     from .workspace import build_engine
 
-    out_dir = Path(args.out)
+    out_dir = user_path(args.out)
     opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses)
     scene, engine, notes = build_engine(opts)
     for note in notes:

@@ -12,6 +12,8 @@ import imageio.v3 as iio
 import numpy as np
 import torch
 
+from .paths import user_path
+
 
 class ImageError(ValueError):
     """An image file the studio cannot use; the message names the file and what to do."""
@@ -39,7 +41,7 @@ def to_uint8(linear_rgb: np.ndarray) -> np.ndarray:
 
 def save_png(path: str | Path, linear_rgb: np.ndarray) -> None:
     """Write a [H,W,3] linear RGB float image as an sRGB PNG (parent folders are created)."""
-    path = Path(path)
+    path = user_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     iio.imwrite(path, to_uint8(linear_rgb))
 
@@ -50,7 +52,7 @@ def read_image(path: str | Path) -> np.ndarray:
     Raises:
         ImageError: missing, unreadable or not an image.
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.exists():
         raise ImageError(f"image file {path} does not exist.")
     try:

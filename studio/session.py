@@ -27,6 +27,8 @@ from typing import Any
 
 import torch
 
+from .paths import user_path
+
 FORMAT = 1
 SUFFIX = ".studio"
 _JSON = "session.json"
@@ -51,7 +53,7 @@ def write_session(path: str | Path, state: dict[str, Any], meta: dict[str, Any])
     Raises:
         SessionError: the folder is missing or not writable.
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.suffix:
         path = path.with_suffix(SUFFIX)
     doc = {"format": FORMAT, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta,
@@ -91,7 +93,7 @@ def read_session(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     Raises:
         SessionError: missing, not a session file, corrupt, or written by a newer studio.
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.is_file():
         raise SessionError(f"session file {path} does not exist.")
     try:

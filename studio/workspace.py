@@ -64,7 +64,7 @@ def apply_overrides(spec: SceneSpec, opts: Options) -> SceneSpec:
         # The loaded shape is what the targets show: it replaces the target mesh that a template is
         # deformed towards, or else the object's own mesh (which the scenario perturbs and fits back).
         obj = spec.objects[0]
-        mesh = str(Path(opts.mesh).expanduser().resolve())
+        mesh = str(user_path(opts.mesh))
         if obj.target_mesh is not None:
             obj.target_mesh = mesh
         else:

@@ -26,6 +26,7 @@ import dearpygui.dearpygui as dpg
 import torch
 
 from ..optim.engine import Engine, Snapshot
+from ..paths import user_path
 from ..render.modes import SHADED
 from ..scenarios import DEFAULT_SCENARIO, list_scenarios, scenario_path
 from ..workspace import Options, build_engine
@@ -120,7 +121,7 @@ class App:
                  width: int = 1280, height: int = 800):
         self.opts = opts
         self.autorun = run
-        self.screenshot_path = Path(screenshot).resolve() if screenshot else None
+        self.screenshot_path = user_path(screenshot) if screenshot else None
         self.after_steps = max(0, int(after_steps))
         self.size = (width, height)
         self.ws: Workspace | None = None
@@ -420,18 +421,21 @@ class App:
 
     # ------------------------------------------------------------------ loading scenes
 
-    def load(self, opts: Options, then: Callable[[], None] | None = None) -> None:
-        """Build ``opts`` in the background; the current scene keeps running until it is ready."""
+    def load(self, opts: Options, then: Callable[[], None] | None = None, what: str | None = None) -> None:
+        """Build ``opts`` in the background; the current scene keeps running until it is ready.
+        ``what`` names a file loaded into the scene (a mesh, a target image) for the status bar."""
         if self._loading:
             self.report("a scene is still loading; try again in a moment.", INFO)
             return
         self._loading = True
-        self.status.say(f"loading {Path(opts.scene).stem}...", INFO)
+        scene_name = Path(opts.scene).stem
+        self.status.say(f"loading {what + ' into ' if what else ''}{scene_name}...", INFO)
+        self._sync_pickers(opts)  # the toolbar shows what is being loaded, not the old scene
 
         def done(result: tuple) -> None:
             self._loading = False
             scene, engine, notes = result
-            self._attach(Workspace(opts, scene, engine), notes)
+            self._attach(Workspace(opts, scene, engine), notes, what)
             if then is not None:
                 then()
 
@@ -447,7 +451,7 @@ class App:
 
         self.jobs.run(lambda: build_engine(opts), done, failed)
 
-    def _attach(self, ws: Workspace, notes: list[str]) -> None:
+    def _attach(self, ws: Workspace, notes: list[str], what: str | None = None) -> None:
         old = self.ws
         if old is not None:
             self.jobs.run(old.engine.stop, lambda _: None, lambda exc: self.fail("stopping the old run", exc))
@@ -466,7 +470,8 @@ class App:
         self.teaching.attach(ws.scene, ws.engine)
         spec = ws.scene.spec
         self._sync_pickers(ws.opts)
-        self.status.say(f"loaded {spec.name} ({ws.scene.backend.name} on {ws.scene.backend.device}).", INFO)
+        self.report(f"loaded {what + ' into ' if what else ''}{spec.name} ({ws.scene.backend.name} on "
+                    f"{ws.scene.backend.device}).", INFO)
         for note in notes:
             self.report(str(note), WARNING, getattr(note, "details", ""))
         ws.engine.start_thread()
@@ -486,8 +491,8 @@ class App:
         self.toolbar.backend.value = opts.backend
         self.toolbar.device.value = opts.device or DEFAULT_DEVICE
 
-    def _reload_with(self, **changes: Any) -> None:
-        self.load(replace(self.ws.opts if self.ws is not None else self.opts, **changes))
+    def _reload_with(self, what: str | None = None, **changes: Any) -> None:
+        self.load(replace(self.ws.opts if self.ws is not None else self.opts, **changes), what=what)
 
     # ------------------------------------------------------------------ actions (GUI thread)
 
@@ -566,13 +571,11 @@ class App:
 
     def load_mesh(self, path: Path) -> None:
         """Use this mesh file as the shape the targets show (see Options.mesh)."""
-        self.report(f"loading mesh {path.name}...", INFO)
-        self._reload_with(mesh=str(path))
+        self._reload_with(what=path.name, mesh=str(path))
 
     def load_target(self, path: Path) -> None:
         """Fit this photograph (view 0) instead of the synthetic target."""
-        self.report(f"loading target image {path.name}...", INFO)
-        self._reload_with(target=str(path), mask=None)
+        self._reload_with(what=path.name, target=str(path), mask=None)
 
     def save_session(self, path: Path) -> None:
         from .. import session

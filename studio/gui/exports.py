@@ -17,6 +17,7 @@ import numpy as np
 from .. import outputs
 from ..images import to_uint8
 from ..optim.engine import Snapshot
+from ..paths import user_path
 from ..render.modes import SHADED
 
 #: Frames a progress video keeps at most (older ones are thinned out evenly).
@@ -28,6 +29,7 @@ class ExportError(ValueError):
 
 
 def _parent_ok(path: Path) -> Path:
+    path = user_path(path)
     if not path.parent.is_dir():
         raise ExportError(f"cannot write {path}: the folder {path.parent} does not exist.")
     return path

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..images import ImageError, read_image, srgb_to_linear
+from ..paths import user_path
 from . import procedural
 from .mesh import Mesh, load_mesh, normalize_mesh
 from .spec import SceneError
@@ -49,8 +50,7 @@ def resolve_mesh(ref: str, base_dir: Path, normalize: bool = True) -> Mesh:
         except (TypeError, ValueError):
             raise SceneError(f"procedural mesh {ref!r} has a bad argument; e.g. procedural:icosphere:3.") from None
         return normalize_mesh(mesh) if normalize else mesh
-    path = Path(ref)
-    return load_mesh(path if path.is_absolute() else base_dir / path, normalize=normalize)
+    return load_mesh(user_path(ref, base_dir), normalize=normalize)
 
 
 def _size(args: list[str], default: int) -> int:
@@ -81,7 +81,7 @@ def resolve_texture(ref: str, base_dir: Path) -> torch.Tensor:
         return sky_cubemap(_size(args, 32))
     if name == "sky_sh":
         return sky_sh()
-    path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
+    path = user_path(ref, base_dir)
     if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
         img = read_image(path)
         if img.shape[-1] < 3:
