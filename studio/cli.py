@@ -59,9 +59,20 @@ def _add_plugins_option(p: argparse.ArgumentParser) -> None:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["auto", "torch", "nvdiffrast"], default="auto", help="render backend")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: CUDA if available)")
-    p.add_argument("--res", type=int, default=None, help="render resolution in pixels (square)")
+    _add_res_option(p)
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the scene's)")
     _add_plugins_option(p)
+
+
+def _add_res_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--res", nargs="+", default=None, metavar="H [W]",
+                   help="render resolution in pixels: a size (square), H W or HxW (default: the scene's)")
+
+
+def _res(args: argparse.Namespace) -> tuple[int, int] | None:
+    from .workspace import parse_resolution
+
+    return parse_resolution(args.res) if args.res is not None else None
 
 
 def _add_threads_option(p: argparse.ArgumentParser) -> None:
@@ -119,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the scene's budget)")
     o.add_argument("--target", default=None, help="fit this photograph instead of the synthetic target (view 0)")
     o.add_argument("--mask", default=None, help="with --target: object mask image of the same size")
+    o.add_argument("--target-colorspace", choices=["srgb", "linear"], default=None,
+                   help="how --target is encoded (default: 8/16-bit PNG/JPEG/TIFF are srgb, float TIFF/EXR/NPY linear)")
     o.add_argument("--loss", dest="losses", action="append", type=_parse_loss, default=None,
                    help="NAME=WEIGHT, repeatable; replaces the scene's losses")
     o.add_argument("--out", required=True, help="output folder")
@@ -134,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--backend", choices=["auto", "torch", "nvdiffrast"], default="auto", help="render backend")
     c.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps")
     c.add_argument("--steps", type=int, default=None, help="steps per run (default: the scene's budget)")
-    c.add_argument("--res", type=int, default=None, help="render resolution in pixels (square)")
+    _add_res_option(c)
     c.add_argument("--out", required=True, help="output folder for compare.png and compare.csv")
 
     data_cli.add_parser(sub)
@@ -235,7 +248,7 @@ def _losses(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace, **extra):
     from .workspace import Options
 
-    return Options(scene=args.scene, backend=args.backend, device=args.device, resolution=args.res,
+    return Options(scene=args.scene, backend=args.backend, device=args.device, resolution=_res(args),
                    seed=args.seed, plugin_dirs=args.plugins or [], render_options=_render_options(args),
                    restarts=getattr(args, "restarts", None), threads=getattr(args, "threads", None), **extra)
 
@@ -247,7 +260,7 @@ def _compare(args: argparse.Namespace) -> int:
     out = user_path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = compare_runs(args.scene, args.switch, tuple(args.values), backend=args.backend, device=args.device,
-                        steps=args.steps, resolution=args.res,
+                        steps=args.steps, resolution=_res(args),
                         progress=lambda label, step, steps: print(f"\r{label}: step {step}/{steps}", end="",
                                                                    file=sys.stderr))
     print(file=sys.stderr)
@@ -295,7 +308,8 @@ def _optimize(args: argparse.Namespace) -> int:
     from .workspace import build_engine
 
     out_dir = user_path(args.out)
-    opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses)
+    opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses,
+                    target_colorspace=args.target_colorspace)
     scene, engine, notes = build_engine(opts)
     for note in notes:
         print(f"studio: {note}", file=sys.stderr)

@@ -10,9 +10,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
-from .images import ImageError, read_image, resize, srgb_to_linear
+from .images import ImageError, image_size, read_image, read_linear, resize
 from .optim.engine import Engine, EngineConfig, Targets
 from .optim.losses import REGISTRY, LossError
 from .optim.plugins import discover_plugins
@@ -30,7 +31,7 @@ class Options:
     scene: str = "joint"
     backend: str = "auto"
     device: str | None = None
-    resolution: int | None = None
+    resolution: int | tuple[int, int] | None = None  # pixels: a size (square) or (height, width)
     steps: int | None = None
     seed: int | None = None
     target: str | None = None
@@ -41,14 +42,33 @@ class Options:
     plugin_dirs: list[str] = field(default_factory=list)  # --plugins: extra folders of plugin losses
     mesh: str | None = None  # a mesh file for the first object: the shape the (synthetic) targets show
     threads: int | None = None  # CPU threads of the steps; None: measured (studio.optim.threads)
+    target_colorspace: str | None = None  # "srgb" | "linear": how --target is encoded (None: by file type)
+
+
+def parse_resolution(text: str | int | tuple | list) -> tuple[int, int]:
+    """(height, width) from ``128``, ``"96x128"``, ``["96", "128"]`` or ``(96, 128)``.
+
+    Raises:
+        SceneError: not one or two whole numbers between 8 and 4096.
+    """
+    items = [text] if isinstance(text, (str, int)) else list(text)
+    parts = [p for item in items for p in str(item).lower().replace("x", " ").split()]
+    try:
+        size = [int(p) for p in parts]
+    except ValueError:
+        size = []
+    if len(size) == 1:
+        size *= 2
+    if len(size) != 2 or not all(8 <= s <= 4096 for s in size):
+        raise SceneError(f"--res must be a size, H W or HxW, each between 8 and 4096 pixels, got "
+                         f"{' '.join(map(str, items))!r}.")
+    return size[0], size[1]
 
 
 def apply_overrides(spec: SceneSpec, opts: Options) -> SceneSpec:
     """Fold command-line overrides into the spec (in place) and return it."""
     if opts.resolution is not None:
-        if not 8 <= opts.resolution <= 4096:
-            raise SceneError(f"--res must be between 8 and 4096 pixels, got {opts.resolution}.")
-        spec.resolution = (opts.resolution, opts.resolution)
+        spec.resolution = parse_resolution(opts.resolution)
     if opts.steps is not None:
         if opts.steps < 0:
             raise SceneError(f"--steps must be 0 or more, got {opts.steps}.")
@@ -84,9 +104,12 @@ def build_scene(spec: SceneSpec, backend_name: str = "auto", device: str | None 
     return Scene(spec, backend, **render_options)
 
 
-def load_targets(scene: Any, image: str | Path | None = None, mask: str | Path | None = None) -> tuple[Targets, str | None]:
+def load_targets(scene: Any, image: str | Path | None = None, mask: str | Path | None = None,
+                 colorspace: str | None = None) -> tuple[Targets, str | None]:
     """Targets: the ground-truth renders of the scene, or a photograph (and optional mask) for view 0.
 
+    ``colorspace`` ("srgb" or "linear") overrides how the image file is decoded (default: 8/16-bit
+    files are sRGB, float TIFF/EXR/NPY are linear; see :func:`studio.images.read_linear`).
     Returns the targets and a note for the user (e.g. that the photo was resized), or None.
 
     Raises:
@@ -96,9 +119,9 @@ def load_targets(scene: Any, image: str | Path | None = None, mask: str | Path |
         gt = scene.render_targets()
         return Targets(gt.rgb.detach(), gt.alpha.detach()), None
     h, w = scene.resolution
-    raw = read_image(image)
+    raw = read_linear(image, colorspace)
     note = None
-    rgb = torch.from_numpy(srgb_to_linear(raw[..., :3] if raw.shape[-1] >= 3 else raw[..., :1].repeat(3, -1)))
+    rgb = torch.from_numpy(np.ascontiguousarray(raw[..., :3] if raw.shape[-1] >= 3 else raw[..., :1].repeat(3, -1)))
     alpha = torch.from_numpy(raw[..., 3:4]) if raw.shape[-1] == 4 else None
     if mask is not None:
         m = read_image(mask)
@@ -118,6 +141,13 @@ def load_targets(scene: Any, image: str | Path | None = None, mask: str | Path |
         log.info("a target photograph fits view 0 only; the scene's other %d views are dropped", n - 1)
         scene.view_offsets = scene.view_offsets[:1]
     return Targets(rgb.unsqueeze(0).to(dev), alpha.unsqueeze(0).to(dev)), note
+
+
+def target_resolution(resolution: tuple[int, int], image_hw: tuple[int, int]) -> tuple[int, int]:
+    """The render resolution for a target photo of ``image_hw`` (height, width): the scene's height,
+    and the width that keeps the photo's aspect (so it is never squashed)."""
+    h = resolution[0]
+    return h, max(8, min(4096, round(h * image_hw[1] / image_hw[0])))
 
 
 def check_loss_names(names: list[str], plugin_problems: list[str]) -> None:
@@ -146,10 +176,12 @@ def build_engine(opts: Options) -> tuple[Any, Engine, list[str]]:
     # Plugins first: the scene's and --loss's names may be plugin losses.
     notes = discover_plugins(opts.plugin_dirs)
     spec = apply_overrides(load_spec(opts.scene), opts)
+    if opts.target is not None and opts.resolution is None:
+        spec.resolution = target_resolution(spec.resolution, image_size(opts.target))
     losses = [(n, w, {}) for n, w in opts.losses] if opts.losses else [(l.name, l.weight, l.params) for l in spec.losses]
     check_loss_names([n for n, _, _ in losses], notes)
     scene = build_scene(spec, opts.backend, opts.device)
-    targets, note = load_targets(scene, opts.target, opts.mask)
+    targets, note = load_targets(scene, opts.target, opts.mask, opts.target_colorspace)
     # Teaching switches (antialias off, soft rasterization, no mipmaps) change how the *fit* is
     # rendered; the targets stand for real pictures and are rendered before them.
     scene.options.update(opts.render_options)

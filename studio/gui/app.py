@@ -29,7 +29,7 @@ from ..optim.engine import Engine, Snapshot
 from ..paths import user_path
 from ..render.modes import SHADED
 from ..scenarios import DEFAULT_SCENARIO, list_scenarios, scenario_path
-from ..workspace import Options, build_engine
+from ..workspace import Options, build_engine, parse_resolution
 from . import exports, theme
 from .compare_window import CompareWindow
 from .controls import Control, Text
@@ -610,7 +610,7 @@ class App:
             cur = self.ws.opts if self.ws is not None else self.opts
             res = meta.get("resolution")
             want = replace(cur, scene=meta.get("scene", cur.scene), mesh=meta.get("mesh"), target=meta.get("target"),
-                           resolution=int(res[0]) if res and res[0] == res[1] else cur.resolution)
+                           resolution=tuple(res) if res else cur.resolution)
             same = self.ws is not None and (want.scene, want.mesh, want.target) == (cur.scene, cur.mesh, cur.target) \
                 and list(self.ws.scene.resolution) == list(res or self.ws.scene.resolution)
             if same:
@@ -693,7 +693,8 @@ class App:
 def options_from_args(args: argparse.Namespace) -> Options:
     """The GUI's Options from ``studio gui`` arguments (or the bare ``studio`` command's defaults)."""
     return Options(scene=getattr(args, "scene", None) or DEFAULT_SCENARIO, backend=getattr(args, "backend", "auto"),
-                   device=getattr(args, "device", None), resolution=getattr(args, "res", None),
+                   device=getattr(args, "device", None),
+                   resolution=parse_resolution(args.res) if getattr(args, "res", None) else None,
                    seed=getattr(args, "seed", None), plugin_dirs=list(getattr(args, "plugins", None) or []))
 
 

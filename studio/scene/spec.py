@@ -69,9 +69,11 @@ class LightSpec:
 
 @dataclass
 class CameraSpec:
-    """An orbit camera (degrees, scene units) and the rig of target views as offsets from it."""
+    """An orbit camera (degrees, scene units) and the rig of target views as offsets from it.
+    ``fov`` spans the picture's height (``fov_axis = "y"``, the default) or its width ("x")."""
 
     fov: float = 45.0
+    fov_axis: str = "y"
     azimuth: float = 0.0
     elevation: float = 20.0
     distance: float = 3.0
@@ -177,7 +179,13 @@ def parse_scene(text: str, source: str = "<memory>", base_dir: Path | None = Non
                      base_dir=base_dir or Path.cwd(), source=source)
     for key, value in render.items():
         if key == "resolution":
-            spec.resolution = (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
+            if isinstance(value, int):
+                spec.resolution = (value, value)
+            elif isinstance(value, list) and len(value) == 2 and all(isinstance(v, int) for v in value):
+                spec.resolution = (value[0], value[1])
+            else:
+                raise SceneError(f"{source}: [render] resolution must be a size in pixels or [height, width], "
+                                 f"got {value!r}.")
         elif key in ("shading", "background", "antialias"):
             setattr(spec, key, value)
         else:
@@ -231,6 +239,9 @@ def _validate(spec: SceneSpec) -> None:
     h, w = spec.resolution
     if not (8 <= h <= 4096 and 8 <= w <= 4096):
         raise SceneError(f"{src}: [render] resolution must be between 8 and 4096 pixels, got {h}x{w}.")
+    if spec.camera.fov_axis not in ("x", "y"):
+        raise SceneError(f"{src}: [camera] fov_axis must be \"y\" (fov spans the height) or \"x\" (the width), "
+                         f"got {spec.camera.fov_axis!r}.")
     if spec.steps < 0 or spec.views_per_step < 1:
         raise SceneError(f"{src}: [optimize] needs steps >= 0 and views_per_step >= 1.")
     if not 0 < spec.lr_decay <= 1:
