@@ -27,7 +27,7 @@ from .data import cli as data_cli
 from .images import heatmap, save_png, to_uint8
 from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .paths import user_path
-from .outputs import world_mesh, write_curves_csv, write_gif
+from .outputs import load_params_json, world_mesh, write_curves_csv, write_gif
 from .errors import memory_advice, out_of_memory, user_errors
 from .runtime import tune_cpu_allocator
 
@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="NAME=WEIGHT, repeatable; replaces the scene's losses")
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--no-video", action="store_true", help="skip progress.gif")
+    o.add_argument("--video", default=None, metavar="RUN.mp4",
+                   help="also write a video: target | render | difference over the error curves (GIF without imageio-ffmpeg)")
+    o.add_argument("--video-every", type=int, default=None, metavar="K",
+                   help="with --video: one frame every K steps (default: about 150 frames over the budget)")
     _add_teaching_options(o)
 
     c = sub.add_parser("compare", help="run a scene twice with a teaching switch off and on; plot both error curves")
@@ -158,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="PNG path")
     r.add_argument("--initial", action="store_true", help="render the initial guess instead of the ground truth")
     r.add_argument("--view", type=int, default=0, help="camera view index")
+    r.add_argument("--params", default=None, metavar="PARAMS.json",
+                   help="render with these parameter values (params.json of `studio optimize`: the fitted scene)")
+    r.add_argument("--turntable", action="store_true",
+                   help="orbit the camera once around the scene and write a video (--out spin.mp4 or .gif)")
+    r.add_argument("--frames", type=int, default=72, help="with --turntable: frames per orbit")
     return ap
 
 
@@ -295,10 +304,23 @@ def _render(args: argparse.Namespace) -> int:
         from .scene.spec import SceneError
 
         raise SceneError(f"--view must be between 0 and {scene.num_views - 1} for {spec.name}, got {args.view}.")
+    what = "initial guess" if args.initial else "ground truth"
+    if args.params is not None:
+        load_params_json(scene, args.params)
+        what = f"parameters of {args.params}"
+    fitted = args.initial or args.params is not None
+    if args.turntable:
+        from .video import write_turntable
+
+        video = write_turntable(scene, args.out, args.frames, target=not fitted, view=args.view)
+        if video.note:
+            print(f"studio: {video.note}", file=sys.stderr)
+        print(f"wrote {video.path} ({what}, a {args.frames}-frame orbit from view {args.view})")
+        return 0
     with torch.no_grad():
-        out = scene.render([args.view], target=not args.initial)
-    save_png(args.out, out.rgb[0].cpu().numpy())
-    print(f"wrote {args.out} ({'initial guess' if args.initial else 'ground truth'}, view {args.view})")
+        out = scene.render([args.view], target=not fitted)
+    save_png(user_path(args.out), out.rgb[0].cpu().numpy())
+    print(f"wrote {user_path(args.out)} ({what}, view {args.view})")
     return 0
 
 
@@ -319,6 +341,11 @@ def _optimize(args: argparse.Namespace) -> int:
     initial_loss = engine.evaluate_loss()
 
     frames: list[np.ndarray] = []
+    video = None
+    if args.video is not None:
+        from .video import RunVideo
+
+        video = RunVideo(args.video, steps, args.video_every)
     t0 = time.perf_counter()
     engine.start_thread()
     engine.start(until=steps)
@@ -333,6 +360,8 @@ def _optimize(args: argparse.Namespace) -> int:
             bar.set_postfix(loss=f"{snap.loss:.4g}", it_s=f"{snap.it_per_s:.1f}")
             if not args.no_video:
                 frames.append(np.concatenate([snap.target, snap.render], 1))
+            if video is not None:
+                video.add(snap)
             if snap.finished or (not snap.running and snap.step >= steps):
                 break
             if not snap.running and snap.message and snap.step < steps:
@@ -340,6 +369,11 @@ def _optimize(args: argparse.Namespace) -> int:
                 break
     seconds = time.perf_counter() - t0
     engine.stop()
+    if video is not None:
+        video.add(snap, force=True)  # the last step, whatever K is
+        video.close()
+        if video.writer.note:
+            print(f"studio: {video.writer.note}", file=sys.stderr)
 
     final_groups = scene.params.group_errors()
     summary = {
@@ -365,7 +399,8 @@ def _optimize(args: argparse.Namespace) -> int:
     _write_geometry(out_dir, scene)
     print(_summary_line(summary))
     print(f"wrote {out_dir}/: summary.json curves.csv params.json final.png"
-          + (" progress.gif" if frames else "") + (" mesh.obj" if (out_dir / "mesh.obj").exists() else ""))
+          + (" progress.gif" if frames else "") + (" mesh.obj" if (out_dir / "mesh.obj").exists() else "")
+          + (f"; and {video.path} ({video.writer.frames_written} frames, one every {video.every} steps)" if video else ""))
     return 0
 
 
