@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -104,8 +104,30 @@ def build_scene(spec: SceneSpec, backend_name: str = "auto", device: str | None 
     return Scene(spec, backend, **render_options)
 
 
+#: ``progress(sentence, image)`` during :func:`build_engine`: what is being done ("building targets
+#: 3/12") and, for a finished target view, its [H,W,3] linear RGB picture (else None).
+Progress = Callable[[str, "np.ndarray | None"], None]
+
+
+def render_targets(scene: Any, progress: Progress | None = None) -> Targets:
+    """The ground-truth render of every view, without gradients; with ``progress``, one view at a
+    time, each handed to ``progress`` as soon as it is rendered (so a window can show it)."""
+    if progress is None:
+        gt = scene.render_targets()
+        return Targets(gt.rgb.detach(), gt.alpha.detach())
+    rgb, alpha = [], []
+    n = scene.num_views
+    with torch.no_grad():
+        for i in range(n):
+            out = scene.render([i], target=True)
+            rgb.append(out.rgb.detach())
+            alpha.append(out.alpha.detach())
+            progress(f"building targets {i + 1}/{n}", out.rgb[0].cpu().numpy())
+    return Targets(torch.cat(rgb), torch.cat(alpha))
+
+
 def load_targets(scene: Any, image: str | Path | None = None, mask: str | Path | None = None,
-                 colorspace: str | None = None) -> tuple[Targets, str | None]:
+                 colorspace: str | None = None, progress: Progress | None = None) -> tuple[Targets, str | None]:
     """Targets: the ground-truth renders of the scene, or a photograph (and optional mask) for view 0.
 
     ``colorspace`` ("srgb" or "linear") overrides how the image file is decoded (default: 8/16-bit
@@ -116,8 +138,7 @@ def load_targets(scene: Any, image: str | Path | None = None, mask: str | Path |
         ImageError: unreadable image, or a mask whose size differs from the image's.
     """
     if image is None:
-        gt = scene.render_targets()
-        return Targets(gt.rgb.detach(), gt.alpha.detach()), None
+        return render_targets(scene, progress), None
     h, w = scene.resolution
     raw = read_linear(image, colorspace)
     note = None
@@ -165,9 +186,10 @@ def check_loss_names(names: list[str], plugin_problems: list[str]) -> None:
                             f"(`studio losses` describes them){cause.rstrip('.')}.")
 
 
-def build_engine(opts: Options) -> tuple[Any, Engine, list[str]]:
+def build_engine(opts: Options, progress: Progress | None = None) -> tuple[Any, Engine, list[str]]:
     """Scene + targets + engine for ``opts``; returns notes worth telling the user (plugin
-    problems first: a broken plugin is reported, and the run goes on without it).
+    problems first: a broken plugin is reported, and the run goes on without it).  ``progress``
+    hears what is being built, and gets each target view as it is rendered.
 
     Raises:
         PluginError: a ``--plugins`` folder does not exist.
@@ -180,13 +202,17 @@ def build_engine(opts: Options) -> tuple[Any, Engine, list[str]]:
         spec.resolution = target_resolution(spec.resolution, image_size(opts.target))
     losses = [(n, w, {}) for n, w in opts.losses] if opts.losses else [(l.name, l.weight, l.params) for l in spec.losses]
     check_loss_names([n for n, _, _ in losses], notes)
+    if progress is not None:
+        progress(f"building {spec.name}", None)
     scene = build_scene(spec, opts.backend, opts.device)
-    targets, note = load_targets(scene, opts.target, opts.mask, opts.target_colorspace)
+    targets, note = load_targets(scene, opts.target, opts.mask, opts.target_colorspace, progress)
     # Teaching switches (antialias off, soft rasterization, no mipmaps) change how the *fit* is
     # rendered; the targets stand for real pictures and are rendered before them.
     scene.options.update(opts.render_options)
     config = EngineConfig(steps=spec.steps, views_per_step=spec.views_per_step, seed=spec.seed,
                           group_lr=spec.group_lr, restarts=spec.restarts, lr_decay=spec.lr_decay, threads=opts.threads)
     torch.manual_seed(spec.seed)
+    if progress is not None:
+        progress("starting the optimiser", None)
     engine = Engine(scene, targets, losses, config)
     return scene, engine, notes + ([note] if note else [])

@@ -42,6 +42,7 @@ from .jobs import Jobs
 from .loss_panel import LossPanel
 from .params_panel import ParamsPanel
 from .plots import Plots
+from .startup import LoadingProgress, prewarm_imports
 from .status import ERROR, INFO, WARNING, LogPanel, StatusBar
 from .teaching_panel import TeachingActions, TeachingPanel
 from .toolbar import DEFAULT_DEVICE, Toolbar, ToolbarActions
@@ -135,6 +136,8 @@ class App:
         self.opened_at = time.perf_counter()
         self.visible_after: float | None = None  # seconds from App() to the first frame on screen
         self.ready_after: float | None = None  # seconds from App() to the first snapshot shown
+        self.picture_after: float | None = None  # seconds from App() to the first picture (a target view)
+        self.loading = LoadingProgress()
         self._loading = False
         self._quit = False
         self._snap: Snapshot | None = None
@@ -158,7 +161,7 @@ class App:
         dpg.bind_theme(theme.studio_theme())
         self._build()
         w, h = self.size
-        dpg.create_viewport(title=TITLE, width=w, height=h, min_width=900, min_height=600, vsync=True,
+        dpg.create_viewport(title=TITLE, width=w, height=h, min_width=900, min_height=600, vsync=True, resizable=True,
                             clear_color=theme.BACKGROUND)
         dpg.setup_dearpygui()
         dpg.show_viewport()
@@ -179,9 +182,11 @@ class App:
             self.toolbar = Toolbar(self.window, actions, scenarios)
             self.toolbar.update(running=False, ready=False)  # until a scene is loaded
             body = dpg.add_group(horizontal=True, parent=self.window)
-            self.left = dpg.add_child_window(parent=body, border=False, no_scrollbar=True, width=800, height=600)
+            # Scrolls only when the user asks for a display factor larger than the window.
+            self.left = dpg.add_child_window(parent=body, border=False, horizontal_scrollbar=True, width=800,
+                                             height=600)
             self.images = ImageRow(self.left, on_mode=self.choose_mode, on_view=self.choose_view,
-                                   on_derivative=self.choose_derivative)
+                                   on_derivative=self.choose_derivative, on_display=self._relayout)
             dpg.add_spacer(height=2, parent=self.left)
             self.plots = Plots(self.left)
             self.side = dpg.add_child_window(parent=body, border=True, width=400, height=600)
@@ -252,6 +257,8 @@ class App:
         self.compare_window.poll()
         self.export_dialog.poll()
         self._layout()
+        if self._loading:
+            self._safely("showing the loading scene", self._show_loading)
         snap = self.ws.engine.latest() if self.ws is not None else None
         now = time.perf_counter()
         # Step-through holds back the snapshot of a recorded step until its update stage is shown.
@@ -266,6 +273,7 @@ class App:
         if self.visible_after is None:
             self.visible_after = time.perf_counter() - self.opened_at
             log.debug("window visible after %.2f s", self.visible_after)
+            prewarm_imports()  # not before: it would hold the interpreter while the window opens
         if self.screenshot_path is not None:
             self._screenshot_step()
         self.clock.tick(self._frame_budget())
@@ -344,6 +352,21 @@ class App:
             self.ready_after = time.perf_counter() - self.opened_at
             log.debug("first render shown after %.2f s", self.ready_after)
 
+    def _show_loading(self) -> None:
+        """The loading scene's progress: its sentence in the status bar, its newest target view in
+        the target pane (until the first snapshot of the new scene replaces it)."""
+        news = self.loading.take()
+        if news is None:
+            return
+        sentence, image = news
+        self.status.say(sentence + "...", INFO)
+        if image is not None and self.ws is None:
+            self.images.preview(image, f"target ({sentence})")
+            self._relayout()
+            if self.picture_after is None:
+                self.picture_after = time.perf_counter() - self.opened_at
+                log.debug("first picture shown after %.2f s", self.picture_after)
+
     def _sync_controls(self) -> None:
         """Controls follow the snapshot on screen (again a few times a second, for a control that
         was being edited when its new value arrived)."""
@@ -386,11 +409,15 @@ class App:
         side_w = int(min(max(0.3 * w, 360), 540))
         left_w = max(300, w - side_w - 3 * _PAD)
         img = int(min((left_w - _LEGEND_W - 4 * _PAD) / 3, 0.58 * body_h - _IMAGE_EXTRA))
-        plots_h = body_h - img - _IMAGE_EXTRA - _PLOT_BAR - 3 * _PAD
         dpg.configure_item(self.left, width=left_w, height=body_h)
         dpg.configure_item(self.side, width=side_w, height=body_h)
-        self.images.set_size(max(64, img))
+        shown = self.images.set_size(max(64, img))
+        plots_h = body_h - shown - _IMAGE_EXTRA - _PLOT_BAR - 3 * _PAD
         self.plots.set_size(left_w - _PAD, plots_h)
+
+    def _relayout(self) -> None:
+        """Lay the window out again on the next frame (the display factor changed)."""
+        self._laid_out = None
 
     def _key(self, action: Callable[[], None]) -> None:
         """A keyboard shortcut, unless the user is typing into a field or a dialog is open or in use."""
@@ -449,7 +476,8 @@ class App:
             else:
                 self._sync_pickers(self.ws.opts)
 
-        self.jobs.run(lambda: build_engine(opts), done, failed)
+        self.loading = LoadingProgress()
+        self.jobs.run(lambda: build_engine(opts, self.loading.report), done, failed)
 
     def _attach(self, ws: Workspace, notes: list[str], what: str | None = None) -> None:
         old = self.ws
@@ -464,6 +492,7 @@ class App:
         self.params_panel = ParamsPanel(self.params_tab, ws.scene.params, ws.engine)
         self.loss_panel = LossPanel(self.loss_tab, ws.engine, self.report)
         self.images.attach(tuple(ws.scene.resolution), ws.scene.num_views, ws.scene.params)
+        self._relayout()  # the pictures' whole-number scale depends on the resolution
         self.plots.clear()
         self.recorder.clear()
         self.log_panel.forget_events()
@@ -525,12 +554,14 @@ class App:
 
     def reset(self) -> None:
         self.recorder.clear()
+        self.plots.clear()
         self._engine_do(lambda e: e.reset())
 
     def randomize(self) -> None:
         """A new random initial guess (seeds differ from the scene's own, and from each other)."""
         self._seed += 1
         self.recorder.clear()
+        self.plots.clear()
         self._engine_do(lambda e: e.randomize(e.config.seed + 1000 + self._seed))
 
     def choose_mode(self, mode: str) -> None:

@@ -937,7 +937,7 @@ class Engine:
                 def loss_fn(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
                     return loss_of(replace(out, rgb=rgb, alpha=alpha), target)
 
-                image = render_modes.display_image(mode, out, loss_fn)
+                image, fields["display_scale"] = render_modes.display_image_scaled(mode, out, loss_fn)
         except Exception as exc:  # noqa: BLE001 - a failing view must not end the worker; the run goes on
             self.display_mode = render_modes.SHADED
             self._event(f"the {mode!r} view failed ({type(exc).__name__}: {exc}), so the render shows the shaded "
