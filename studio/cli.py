@@ -34,7 +34,8 @@ from .errors import UsageError, memory_advice, out_of_memory, user_errors
 from .images import heatmap, save_png
 from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .optim.engine_types import WATCHDOG_S
-from .outputs import FrameRecorder, world_mesh, write_curves_csv, write_gif
+from .outputs import FrameRecorder, load_params_json, world_mesh, write_curves_csv, write_gif
+from .paths import user_path
 from .render.raster_pass import VISIBILITY_MODES
 from .runtime import tune_cpu_allocator
 
@@ -78,9 +79,20 @@ def _add_plugins_option(p: argparse.ArgumentParser) -> None:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["auto", "torch", "nvdiffrast"], default="auto", help="render backend")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: CUDA if available)")
-    p.add_argument("--res", type=int, default=None, help="render resolution in pixels (square)")
+    _add_res_option(p)
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the scene's)")
     _add_plugins_option(p)
+
+
+def _add_res_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--res", nargs="+", default=None, metavar="H [W]",
+                   help="render resolution in pixels: a size (square), H W or HxW (default: the scene's)")
+
+
+def _res(args: argparse.Namespace) -> tuple[int, int] | None:
+    from .workspace import parse_resolution
+
+    return parse_resolution(args.res) if args.res is not None else None
 
 
 def _add_threads_option(p: argparse.ArgumentParser) -> None:
@@ -146,6 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the scene's budget)")
     o.add_argument("--target", default=None, help="fit this photograph instead of the synthetic target (view 0)")
     o.add_argument("--mask", default=None, help="with --target: object mask image of the same size")
+    o.add_argument("--target-colorspace", choices=["srgb", "linear"], default=None,
+                   help="how --target is encoded (default: 8/16-bit PNG/JPEG/TIFF are srgb, float TIFF/EXR/NPY linear)")
     o.add_argument("--loss", dest="losses", action="append", type=_parse_loss, default=None,
                    help="NAME=WEIGHT, repeatable; replaces the scene's losses")
     o.add_argument("--out", required=True, help="output folder")
@@ -153,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--watchdog", type=float, default=WATCHDOG_S, metavar="SECONDS",
                    help="report a step (or a plugin import) that runs longer, then write the last good state's "
                         f"outputs and stop (default {WATCHDOG_S:g})")
+    o.add_argument("--video", default=None, metavar="RUN.mp4",
+                   help="also write a video: target | render | difference over the error curves (GIF without imageio-ffmpeg)")
+    o.add_argument("--video-every", type=int, default=None, metavar="K",
+                   help="with --video: one frame every K steps (default: about 150 frames over the budget)")
     _add_teaching_options(o)
 
     c = sub.add_parser("compare", help="run a scene twice with a teaching switch off and on; plot both error curves")
@@ -165,7 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--backend", choices=["auto", "torch", "nvdiffrast"], default="auto", help="render backend")
     c.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps")
     c.add_argument("--steps", type=int, default=None, help="steps per run (default: the scene's budget)")
-    c.add_argument("--res", type=int, default=None, help="render resolution in pixels (square)")
+    _add_res_option(c)
     c.add_argument("--out", required=True, help="output folder for compare.png and compare.csv")
 
     data_cli.add_parser(sub)
@@ -177,6 +195,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="PNG path")
     r.add_argument("--initial", action="store_true", help="render the initial guess instead of the ground truth")
     r.add_argument("--view", type=int, default=0, help="camera view index")
+    r.add_argument("--params", default=None, metavar="PARAMS.json",
+                   help="render with these parameter values (params.json of `studio optimize`: the fitted scene)")
+    r.add_argument("--turntable", action="store_true",
+                   help="orbit the camera once around the scene and write a video (--out spin.mp4 or .gif)")
+    r.add_argument("--frames", type=int, default=72, help="with --turntable: frames per orbit")
     return ap
 
 
@@ -275,7 +298,7 @@ def _losses(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace, **extra):
     from .workspace import Options
 
-    return Options(scene=args.scene, backend=args.backend, device=args.device, resolution=args.res,
+    return Options(scene=args.scene, backend=args.backend, device=args.device, resolution=_res(args),
                    seed=args.seed, plugin_dirs=args.plugins or [], render_options=_render_options(args),
                    restarts=getattr(args, "restarts", None), threads=getattr(args, "threads", None), **extra)
 
@@ -284,10 +307,10 @@ def _compare(args: argparse.Namespace) -> int:
     from .optim.compare import compare_runs, curves_csv
     from .plot_png import line_plot
 
-    out = Path(args.out)
+    out = user_path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = compare_runs(args.scene, args.switch, tuple(args.values), backend=args.backend, device=args.device,
-                        steps=args.steps, resolution=args.res,
+                        steps=args.steps, resolution=_res(args),
                         progress=lambda label, step, steps: print(f"\r{label}: step {step}/{steps}", end="",
                                                                    file=sys.stderr))
     print(file=sys.stderr)
@@ -322,10 +345,23 @@ def _render(args: argparse.Namespace) -> int:
         from .scene.spec import SceneError
 
         raise SceneError(f"--view must be between 0 and {scene.num_views - 1} for {spec.name}, got {args.view}.")
+    what = "initial guess" if args.initial else "ground truth"
+    if args.params is not None:
+        load_params_json(scene, args.params)
+        what = f"parameters of {args.params}"
+    fitted = args.initial or args.params is not None
+    if args.turntable:
+        from .video import write_turntable
+
+        video = write_turntable(scene, args.out, args.frames, target=not fitted, view=args.view)
+        if video.note:
+            print(f"studio: {video.note}", file=sys.stderr)
+        print(f"wrote {video.path} ({what}, a {args.frames}-frame orbit from view {args.view})")
+        return 0
     with torch.no_grad():
-        out = scene.render([args.view], target=not args.initial)
-    save_png(args.out, out.rgb[0].cpu().numpy())
-    print(f"wrote {args.out} ({'initial guess' if args.initial else 'ground truth'}, view {args.view})")
+        out = scene.render([args.view], target=not fitted)
+    save_png(user_path(args.out), out.rgb[0].cpu().numpy())
+    print(f"wrote {user_path(args.out)} ({what}, view {args.view})")
     return 0
 
 
@@ -335,7 +371,7 @@ def _out_folder(path: str) -> Path:
     Raises:
         UsageError: the folder cannot be created.
     """
-    out = Path(path)
+    out = user_path(path)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -368,11 +404,12 @@ def _optimize(args: argparse.Namespace) -> int:
                          "show the object.")
     if not args.watchdog > 0:
         raise UsageError(f"--watchdog must be a number of seconds above 0, got {args.watchdog:g}.")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
+    if user_path(args.out).exists() and not user_path(args.out).is_dir():
         raise UsageError(f"--out {args.out} is an existing file; give a folder for the results (it is created if "
                          "missing).")
     args.threads = _cap_threads(args.threads)
-    opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses)
+    opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses,
+                    target_colorspace=args.target_colorspace)
     # Plugin files are imported here: one stuck in a loop is reported, not waited for.
     scene, engine, notes = run_guarded(lambda: build_engine(opts), args.watchdog, "importing plugins and building "
                                        "the scene")
@@ -385,6 +422,11 @@ def _optimize(args: argparse.Namespace) -> int:
     initial_loss = engine.evaluate_loss()
 
     frames = FrameRecorder() if not args.no_video else None
+    video = None
+    if args.video is not None:
+        from .video import RunVideo
+
+        video = RunVideo(args.video, steps, args.video_every)
     t0 = time.perf_counter()
     engine.start_thread()
     engine.start(until=steps)
@@ -408,6 +450,8 @@ def _optimize(args: argparse.Namespace) -> int:
                 bar.set_postfix(loss=f"{snap.loss:.4g}", it_s=f"{snap.it_per_s:.1f}")
                 if frames is not None:
                     frames.add(snap)
+                if video is not None:
+                    video.add(snap)
                 if snap.finished or (not snap.running and snap.step >= steps):
                     break
                 if not snap.running and snap.message and snap.step < steps:
@@ -418,6 +462,12 @@ def _optimize(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - t0
     stuck = engine.stalled
     engine.stop(timeout=2.0 if problem else 10.0)  # a stuck worker is abandoned, not waited for
+    if video is not None:
+        if snap is not None:
+            video.add(snap, force=True)  # the last step, whatever K is
+        video.close()
+        if video.writer.note:
+            print(f"studio: {video.writer.note}", file=sys.stderr)
     if problem is not None:
         engine.restore_last_good()
     if stuck is not None and stuck.stage.loss is not None:
@@ -428,6 +478,8 @@ def _optimize(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"studio: {problem.rstrip('.')}; wrote the outputs of step {engine.step_count} (the last good state) "
               f"to {out_dir}/.", file=sys.stderr)
+    if video is not None:
+        written.append(f"and {video.path} ({video.writer.frames_written} frames, one every {video.every} steps)")
     print(f"wrote {out_dir}/: {' '.join(written)}")
     return code
 

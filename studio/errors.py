@@ -25,11 +25,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .render.backend import BackendUnavailableError, RenderInputError
     from .scene.mesh import MeshError
     from .scene.params import ParameterError
+    from .outputs import ParamsFileError
     from .scene.spec import SceneError
+    from .video import VideoError
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
             BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError, StallError, UsageError,
-            CaptureError)
+            CaptureError, VideoError, ParamsFileError)
 
 
 def out_of_memory(exc: BaseException) -> bool:

@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..images import ImageError, read_image, srgb_to_linear
+from ..images import ImageError, read_linear
+from ..paths import user_path
 from . import procedural
 from .mesh import Mesh, load_mesh, normalize_mesh
 from .spec import SceneError
@@ -50,8 +51,7 @@ def resolve_mesh(ref: str, base_dir: Path, normalize: bool = True) -> Mesh:
         except (TypeError, ValueError):
             raise SceneError(f"procedural mesh {ref!r} has a bad argument; e.g. procedural:icosphere:3.") from None
         return normalize_mesh(mesh) if normalize else mesh
-    path = Path(ref)
-    return load_mesh(path if path.is_absolute() else base_dir / path, normalize=normalize)
+    return load_mesh(user_path(ref, base_dir), normalize=normalize)
 
 
 def _size(args: list[str], default: int) -> int:
@@ -82,14 +82,14 @@ def resolve_texture(ref: str, base_dir: Path) -> torch.Tensor:
         return sky_cubemap(_size(args, 32))
     if name == "sky_sh":
         return sky_sh()
-    path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-        img = read_image(path)
+    path = user_path(ref, base_dir)
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".exr", ".npy"):
+        img = read_linear(path)
         if img.shape[-1] < 3:
             img = np.repeat(img[..., :1], 3, -1)
-        return torch.from_numpy(srgb_to_linear(img[..., :3])).float()
+        return torch.from_numpy(np.ascontiguousarray(img[..., :3])).float()
     if path.exists():
-        raise ImageError(f"texture {path} is not a PNG/JPEG/BMP/TIFF image.")
+        raise ImageError(f"texture {path} is not a PNG/JPEG/BMP/TIFF/EXR/NPY image.")
     raise SceneError(f"unknown texture {ref!r}; use checkerboard, uv_grid, planet, sky, sky_sh or an image file.")
 
 

@@ -73,9 +73,11 @@ class LightSpec:
 
 @dataclass
 class CameraSpec:
-    """An orbit camera (degrees, scene units) and the rig of target views as offsets from it."""
+    """An orbit camera (degrees, scene units) and the rig of target views as offsets from it.
+    ``fov`` spans the picture's height (``fov_axis = "y"``, the default) or its width ("x")."""
 
     fov: float = 45.0
+    fov_axis: str = "y"
     azimuth: float = 0.0
     elevation: float = 20.0
     distance: float = 3.0
@@ -387,6 +389,9 @@ def _validate(spec: SceneSpec) -> None:
     h, w = spec.resolution
     if not (8 <= h <= 4096 and 8 <= w <= 4096):
         raise SceneError(f"{src}: [render] resolution must be between 8 and 4096 pixels, got {h}x{w}.")
+    if spec.camera.fov_axis not in ("x", "y"):
+        raise SceneError(f"{src}: [camera] fov_axis must be \"y\" (fov spans the height) or \"x\" (the width), "
+                         f"got {spec.camera.fov_axis!r}.")
     if spec.steps < 0 or spec.views_per_step < 1:
         raise SceneError(f"{src}: [optimize] needs steps >= 0 and views_per_step >= 1.")
     if not 0 < spec.lr_decay <= 1:
