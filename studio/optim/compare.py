@@ -13,7 +13,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..render.shadow import SHADOW_MODES
 from ..scene.params import GROUPS
+
+
+def _shadow_mode(word: str) -> str:
+    if word.lower() not in SHADOW_MODES:
+        raise ValueError(word)
+    return word.lower()
+
 
 #: Teaching switches: option name -> how a command-line word becomes the option's value.
 SWITCHES: dict[str, Callable[[str], Any]] = {
@@ -22,10 +30,11 @@ SWITCHES: dict[str, Callable[[str], Any]] = {
     "soft": lambda s: None if s.lower() in ("off", "none", "0") else float(s),
     "restarts": int,
     "sdf_alpha": lambda s: None if s.lower() in ("anneal", "none", "off") else float(s),
+    "shadows": _shadow_mode,
 }
 #: Where each switch lives: an engine/scene option name.
 OPTION_OF = {"antialias": "antialias", "mip": "filter_mode", "soft": "soft_sigma", "restarts": "restarts",
-             "sdf_alpha": "sdf_alpha"}
+             "sdf_alpha": "sdf_alpha", "shadows": "shadows"}
 
 
 class CompareError(ValueError):

@@ -33,7 +33,7 @@ log = logging.getLogger("studio.engine")
 #: Consecutive failed (NaN/Inf) steps after which the engine pauses instead of spinning.
 MAX_BAD_STEPS = 5
 #: Render options a front end may change between steps (see Scene.options).
-RENDER_OPTIONS = ("antialias", "filter_mode", "soft_sigma", "sdf_alpha")
+RENDER_OPTIONS = ("antialias", "filter_mode", "soft_sigma", "sdf_alpha", "shadows")
 _MAX_EVENTS = 200
 _PUBLISH_HZ = 30.0
 _PUBLISH_BUDGET = 0.10  # fraction of worker time that publishing may take

@@ -3,7 +3,7 @@
 Scene files name assets as strings:
 
 - meshes: ``"procedural:NAME[:ARG]"`` (cube, icosphere:N, uv_sphere, torus, peanut:N,
-  lobed_sphere:N, critter:N) or a mesh file path relative to the scene file;
+  lobed_sphere:N, critter:N, ground:N) or a mesh file path relative to the scene file;
 - textures: ``"NAME[:SIZE]"`` (checkerboard, uv_grid, planet) or an image path;
 - environment light: ``"sky[:SIZE]"`` (a cube map) or ``"sky_sh"`` (its 9 SH coefficients).
 """
@@ -27,6 +27,7 @@ _MESHES: dict[str, Callable[..., Mesh]] = {
     "icosphere": lambda n="3": procedural.icosphere(int(n)),
     "uv_sphere": lambda rows="32": procedural.uv_sphere(int(rows), 2 * int(rows)),
     "torus": lambda: procedural.torus(),
+    "ground": lambda n="8": procedural.ground_plane(int(n)),
     "peanut": lambda n="4": procedural.peanut(int(n)),
     "lobed_sphere": lambda n="4": procedural.lobed_sphere(int(n)),
     "critter": lambda n="4": procedural.critter(int(n)),

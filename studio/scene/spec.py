@@ -25,7 +25,7 @@ class SceneError(ValueError):
     """A scene file or scene argument the studio cannot use; the message is one sentence."""
 
 
-SHADING = ("unlit", "lambert", "phong")
+SHADING = ("unlit", "lambert", "phong", "pbr")
 
 
 @dataclass
@@ -43,6 +43,8 @@ class ObjectSpec:
     albedo: Any = field(default_factory=lambda: [0.7, 0.7, 0.7])
     specular: float = 0.0
     shininess: float = 32.0
+    roughness: float = 0.5  # shading = "pbr": GGX perceptual roughness in [0, 1]
+    metallic: float = 0.0  # shading = "pbr": 0 dielectric, 1 metal
     normalize: bool = True
 
 
@@ -65,6 +67,7 @@ class LightSpec:
     direction: list[float]
     color: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     intensity: float = 1.0
+    penumbra: float = 2.0  # angular radius in degrees: the width of mesh shadows' penumbra ([shadows])
 
 
 @dataclass
@@ -132,7 +135,7 @@ class SceneSpec:
 
 
 _TOP_KEYS = {"name", "description", "lesson", "kind", "render", "optimize", "camera", "object", "primitive",
-             "lights", "param", "loss", "export", "sdf", "teaching"}
+             "lights", "param", "loss", "export", "sdf", "teaching", "shadows"}
 
 
 def _build(cls, data: dict, where: str, source: str):
@@ -217,7 +220,7 @@ def parse_scene(text: str, source: str = "<memory>", base_dir: Path | None = Non
             name = str(entry.pop("name"))
             weight = float(entry.pop("weight", 1.0))
             spec.losses.append(LossSpec(name, weight, entry))
-    spec.extra = {k: data[k] for k in ("export", "sdf", "teaching") if k in data}
+    spec.extra = {k: data[k] for k in ("export", "sdf", "teaching", "shadows") if k in data}
     _validate(spec)
     return spec
 
