@@ -10,7 +10,6 @@ Scene files name assets as strings:
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Callable
 
@@ -18,6 +17,7 @@ import numpy as np
 import torch
 
 from ..images import ImageError, read_image, srgb_to_linear
+from ..render.envmap import cube_directions, cube_sh
 from . import procedural
 from .mesh import Mesh, load_mesh, normalize_mesh
 from .spec import SceneError
@@ -108,36 +108,11 @@ def sky_radiance(d: torch.Tensor) -> torch.Tensor:
     return color + sun
 
 
-def _cube_directions(size: int) -> torch.Tensor:
-    """Unit directions [6,R,R,3] of cube-map texel centres (faces +x,-x,+y,-y,+z,-z, OpenGL layout)."""
-    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
-    t, s = torch.meshgrid(c, c, indexing="ij")  # t down the rows, s along the columns
-    one = torch.ones_like(s)
-    faces = [
-        torch.stack([one, -t, -s], -1), torch.stack([-one, -t, s], -1),
-        torch.stack([s, one, t], -1), torch.stack([s, -one, -t], -1),
-        torch.stack([s, -t, one], -1), torch.stack([-s, -t, -one], -1),
-    ]
-    return torch.nn.functional.normalize(torch.stack(faces), dim=-1)
-
-
 def sky_cubemap(size: int = 32) -> torch.Tensor:
     """[6,R,R,3] cube map of :func:`sky_radiance`."""
-    return sky_radiance(_cube_directions(size))
+    return sky_radiance(cube_directions(size))
 
 
 def sky_sh(samples: int = 64) -> torch.Tensor:
     """[9,3] order-2 SH projection of :func:`sky_radiance` (the same light as :func:`sky_cubemap`)."""
-    d = _cube_directions(samples).reshape(-1, 3)
-    # Solid angle of each texel of a cube map: proportional to 1 / |p|^3 for the unnormalised p.
-    c = (torch.arange(samples, dtype=torch.float32) + 0.5) / samples * 2 - 1
-    t, s = torch.meshgrid(c, c, indexing="ij")
-    w = (1 + s * s + t * t) ** -1.5
-    w = w.reshape(-1).repeat(6)
-    w = w * (4 * math.pi / w.sum())
-    x, y, z = d.unbind(-1)
-    basis = torch.stack([
-        torch.full_like(x, 0.282095), 0.488603 * y, 0.488603 * z, 0.488603 * x,
-        1.092548 * x * y, 1.092548 * y * z, 0.315392 * (3 * z * z - 1), 1.092548 * x * z, 0.546274 * (x * x - y * y),
-    ], -1)
-    return (basis * w[:, None]).T @ sky_radiance(d)
+    return cube_sh(sky_cubemap(samples))

@@ -341,6 +341,12 @@ class Scene(SceneBase):
         shin = torch.stack([values[f"{o.name}.shininess"][0] for o in self.objects])[oid].unsqueeze(-1)
         return albedo, spec, shin
 
+    def pbr_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):
+        oid = gb.object_id.clamp(min=0)
+        rough = torch.stack([values[f"{o.name}.roughness"][0] for o in self.objects])[oid].unsqueeze(-1)
+        metal = torch.stack([values[f"{o.name}.metallic"][0] for o in self.objects])[oid].unsqueeze(-1)
+        return rough, metal
+
     def _vertex_albedo(self, values: Mapping[str, torch.Tensor], target: bool) -> torch.Tensor:
         cols = []
         for o in self.objects:
