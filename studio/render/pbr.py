@@ -129,19 +129,26 @@ def env_dfg(ndotv: torch.Tensor, roughness: torch.Tensor) -> torch.Tensor:
 _ENV = PrefilteredEnvironment()
 
 
-def prefiltered_radiance(backend: Backend, envmap: torch.Tensor, direction: torch.Tensor,
-                         roughness: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def prefiltered_radiance(backend: Backend, envmap: torch.Tensor, direction: torch.Tensor, roughness: torch.Tensor,
+                         shown: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(specular radiance [B,H,W,3] of ``envmap`` [6,R,R,3] around ``direction`` [B,H,W,3] for the
-    per-pixel roughness [B,H,W,1], blended linearly between :data:`ROUGHNESS_LEVELS`; the cube map's
-    [9,3] SH coefficients)."""
+    per-pixel roughness [B,H,W,1], blended linearly between the two nearest of
+    :data:`ROUGHNESS_LEVELS`, zero where ``shown`` [B,H,W] is False; the cube map's [9,3] SH
+    coefficients).  Each level is read only at the pixels that use it."""
     levels, sh = _ENV.get(envmap)
-    t = roughness.clamp(0.0, 1.0) * (len(ROUGHNESS_LEVELS) - 1)
-    d = direction.contiguous()
-    out = 0.0
+    t = (roughness.clamp(0.0, 1.0) * (len(ROUGHNESS_LEVELS) - 1)).reshape(-1)
+    d = direction.reshape(-1, 3)
+    keep = shown.reshape(-1)
+    out = torch.zeros_like(d)
     for k, cube in enumerate(levels):
         w = (1 - (t - k).abs()).clamp(min=0.0)
-        out = out + w * backend.texture(cube.unsqueeze(0).contiguous(), d, filter_mode="linear", boundary_mode="cube")
-    return out, sh
+        sel = ((w > 0) & keep).nonzero().squeeze(-1)
+        if sel.numel() == 0:
+            continue
+        looked = backend.texture(cube.unsqueeze(0).contiguous(), d.index_select(0, sel).view(1, -1, 1, 3).contiguous(),
+                                 filter_mode="linear", boundary_mode="cube").view(-1, 3)
+        out = out.index_add(0, sel, w.index_select(0, sel).unsqueeze(-1) * looked)
+    return out.view(direction.shape), sh
 
 
 def shade_pbr(gb: GBuffer, base: torch.Tensor, roughness: torch.Tensor, metallic: torch.Tensor, lights,
@@ -177,7 +184,8 @@ def shade_pbr(gb: GBuffer, base: torch.Tensor, roughness: torch.Tensor, metallic
     if lights.envmap is not None:
         if backend is None:
             raise ValueError("an environment map needs the render backend for cube-map lookups.")
-        spec_env, sh = prefiltered_radiance(backend, lights.envmap, reflect(v, n), roughness)
+        shown = n.abs().sum(-1) > 0
+        spec_env, sh = prefiltered_radiance(backend, lights.envmap, reflect(v, n), roughness, shown)
         ab = env_dfg(ndotv[..., 0], roughness[..., 0])
         open_sky = 1.0 if gb.occlusion is None else gb.occlusion
         color = color + (spec_env * (f0 * ab[..., :1] + ab[..., 1:]) + diffuse_color * sh_irradiance(n, sh)) * open_sky

@@ -5,7 +5,8 @@ Scene files name assets as strings:
 - meshes: ``"procedural:NAME[:ARG]"`` (cube, icosphere:N, uv_sphere, torus, peanut:N,
   lobed_sphere:N, critter:N, ground:N) or a mesh file path relative to the scene file;
 - textures: ``"NAME[:SIZE]"`` (checkerboard, uv_grid, planet) or an image path;
-- environment light: ``"sky[:SIZE]"`` (a cube map) or ``"sky_sh"`` (its 9 SH coefficients).
+- environment light: ``"sky[:SIZE]"`` or ``"studio[:SIZE]"`` (cube maps) or ``"sky_sh"`` (the sky's 9
+  SH coefficients).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def resolve_texture(ref: str, base_dir: Path) -> torch.Tensor:
         return sky_cubemap(_size(args, 32))
     if name == "sky_sh":
         return sky_sh()
+    if name == "studio":
+        return studio_radiance(cube_directions(_size(args, 32)))
     path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
     if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
         img = read_image(path)
@@ -90,7 +93,7 @@ def resolve_texture(ref: str, base_dir: Path) -> torch.Tensor:
         return torch.from_numpy(srgb_to_linear(img[..., :3])).float()
     if path.exists():
         raise ImageError(f"texture {path} is not a PNG/JPEG/BMP/TIFF image.")
-    raise SceneError(f"unknown texture {ref!r}; use checkerboard, uv_grid, planet, sky, sky_sh or an image file.")
+    raise SceneError(f"unknown texture {ref!r}; use checkerboard, uv_grid, planet, sky, sky_sh, studio or an image file.")
 
 
 def sky_radiance(d: torch.Tensor) -> torch.Tensor:
@@ -106,6 +109,23 @@ def sky_radiance(d: torch.Tensor) -> torch.Tensor:
     sun_dir = torch.nn.functional.normalize(torch.tensor([0.5, 0.6, 0.6]), dim=0)
     sun = (d * sun_dir).sum(-1, keepdim=True).clamp(min=0.0) ** 200 * torch.tensor([6.0, 5.5, 4.5])
     return color + sun
+
+
+def studio_radiance(d: torch.Tensor) -> torch.Tensor:
+    """Radiance [...,3] of a photo studio for unit directions [...,3] (+y up): a dim room, a warm
+    key softbox up left in front, a cool fill softbox to the right and a bright strip light behind
+    (distinct shapes in glossy reflections, which is what tells roughness from colour)."""
+    y = d[..., 1:2]
+    room = 0.06 + 0.04 * y.clamp(min=0.0)
+    color = room.expand(*d.shape[:-1], 3) * torch.tensor([1.0, 0.95, 0.9])
+
+    def box(towards: list[float], cos_edge: float, radiance: list[float]) -> torch.Tensor:
+        c = (d * torch.nn.functional.normalize(torch.tensor(towards), dim=0)).sum(-1, keepdim=True)
+        return torch.sigmoid((c - cos_edge) * 120) * torch.tensor(radiance)
+
+    color = color + box([-0.6, 0.6, 0.6], 0.92, [3.0, 2.5, 2.0]) + box([0.8, 0.2, 0.4], 0.94, [1.0, 1.4, 2.2])
+    strip = torch.sigmoid((0.15 - (d[..., 0:1]).abs()) * 60) * torch.sigmoid((-d[..., 2:3] - 0.3) * 60)
+    return color + strip * torch.sigmoid((y - 0.1) * 60) * torch.tensor([2.0, 2.0, 2.0])
 
 
 def sky_cubemap(size: int = 32) -> torch.Tensor:
