@@ -37,6 +37,7 @@ from .optim.engine_types import WATCHDOG_S
 from .outputs import FrameRecorder, load_params_json, world_mesh, write_curves_csv, write_gif
 from .paths import user_path
 from .render.raster_pass import VISIBILITY_MODES
+from .render.shadow import SHADOW_MODES
 from .runtime import tune_cpu_allocator
 
 log = logging.getLogger("studio")
@@ -130,6 +131,8 @@ def _add_teaching_options(p: argparse.ArgumentParser) -> None:
     t.add_argument("--mip", type=_on_off, default=None, metavar="on|off", help="trilinear mipmapping of textures")
     t.add_argument("--restarts", type=int, default=None, metavar="N",
                    help="random orientations tried before the gradient phase (pose)")
+    t.add_argument("--shadows", choices=SHADOW_MODES, default=None,
+                   help="mesh shadows of scenes with a [shadows] section: hard ones give the light no gradient")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -176,10 +179,10 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("compare", help="run a scene twice with a teaching switch off and on; plot both error curves")
     c.add_argument("scene", help="built-in scenario name or scene .toml")
     c.add_argument("--switch", required=True, choices=sorted(SWITCH_CHOICES),
-                   help="what to compare (visibility, antialias, mip, soft, restarts, sdf_alpha)")
+                   help="what to compare (visibility, antialias, mip, soft, restarts, sdf_alpha, shadows)")
     c.add_argument("--values", nargs=2, default=["off", "on"], metavar=("FIRST", "SECOND"),
                    help="the two settings (default: off on; soft takes a sigma, restarts a count, "
-                        "visibility two of antialias edge soft none)")
+                        "visibility two of antialias edge soft none, shadows two of off hard soft)")
     c.add_argument("--backend", choices=["auto", "torch", "nvdiffrast"], default="auto", help="render backend")
     c.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps")
     c.add_argument("--steps", type=int, default=None, help="steps per run (default: the scene's budget)")
@@ -256,6 +259,8 @@ def _render_options(args: argparse.Namespace) -> dict:
         opts["soft_sigma"] = args.soft
     if getattr(args, "mip", None) is not None:
         opts["filter_mode"] = "linear-mipmap-linear" if args.mip else "linear"
+    if getattr(args, "shadows", None) is not None:
+        opts["shadows"] = args.shadows
     if getattr(args, "visibility", None) is not None:
         opts["visibility"] = args.visibility  # last, so it wins over the --antialias/--soft aliases
     return opts

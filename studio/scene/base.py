@@ -116,6 +116,11 @@ class SceneBase:
         """(albedo [B,H,W,3], specular [B,H,W,1], shininess [B,H,W,1]) at every pixel."""
         raise NotImplementedError
 
+    def pbr_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):
+        """(roughness [B,H,W,1], metallic [B,H,W,1]) for the "pbr" shading model, or (None, None)
+        for the defaults of :func:`studio.render.shading.shade`."""
+        return None, None
+
     # ------------------------------------------------------------------ building
 
     def _add(self, **kw: object) -> Parameter:
@@ -316,7 +321,9 @@ class SceneBase:
         """Material, lighting and compositing over the background on a G-buffer, then the
         renderer's ``finish`` (silhouette antialiasing for meshes)."""
         albedo, specular, shininess = self.material_maps(gb, values)
-        color = shade(gb, albedo, self.lights(values), self.spec.shading, specular, shininess, self.backend)
+        rough, metal = self.pbr_maps(gb, values) if self.spec.shading == "pbr" else (None, None)
+        color = shade(gb, albedo, self.lights(values), self.spec.shading, specular, shininess, self.backend,
+                      roughness=rough, metallic=metal)
         bg = torch.tensor(self.spec.background, dtype=color.dtype, device=color.device)
         composite = torch.cat([color * gb.alpha + bg * (1 - gb.alpha), gb.alpha], -1)
         out = gb.finish(composite)

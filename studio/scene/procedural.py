@@ -122,6 +122,21 @@ def uv_sphere(rows: int = 32, cols: int = 64, radius: float = 1.0) -> Mesh:
     return _mesh(vertices, faces, f"uv_sphere{rows}x{cols}", np.concatenate([uv_rings, uv_poles]), uv_faces)
 
 
+def ground_plane(segments: int = 8) -> Mesh:
+    """A square ground in the xz-plane at y = 0, from -1 to 1 on both axes, facing +y, split into
+    ``segments`` x ``segments`` cells (two triangles each) with a UV map over the square."""
+    if segments < 1:
+        raise ValueError(f"a ground plane needs at least 1 segment, got {segments}.")
+    n = segments + 1
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    x, z = 2 * j / segments - 1, 2 * i / segments - 1
+    vertices = np.stack([x, np.zeros_like(x), z], -1).reshape(-1, 3)
+    uv = np.stack([j / segments, i / segments], -1).reshape(-1, 2)
+    idx = i * n + j
+    faces, _ = _grid_faces(idx, idx)
+    return _mesh(vertices, faces, "ground_plane", uv, faces)
+
+
 def torus(major_radius: float = 0.7, minor_radius: float = 0.3, major_segments: int = 48,
           minor_segments: int = 24) -> Mesh:
     """Torus around the y axis (a ring lying in the xz-plane) with a UV map.

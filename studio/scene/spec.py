@@ -29,7 +29,7 @@ class SceneError(ValueError):
     """A scene file or scene argument the studio cannot use; the message is one sentence."""
 
 
-SHADING = ("unlit", "lambert", "phong")
+SHADING = ("unlit", "lambert", "phong", "pbr")
 
 
 @dataclass
@@ -47,6 +47,8 @@ class ObjectSpec:
     albedo: Any = field(default_factory=lambda: [0.7, 0.7, 0.7])
     specular: float = 0.0
     shininess: float = 32.0
+    roughness: float = 0.5  # shading = "pbr": GGX perceptual roughness in [0, 1]
+    metallic: float = 0.0  # shading = "pbr": 0 dielectric, 1 metal
     normalize: bool = True
 
 
@@ -69,6 +71,7 @@ class LightSpec:
     direction: list[float]
     color: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     intensity: float = 1.0
+    penumbra: float = 2.0  # angular radius in degrees: the width of mesh shadows' penumbra ([shadows])
 
 
 @dataclass
@@ -139,8 +142,8 @@ class SceneSpec:
 
 
 _TOP_KEYS = {"name", "description", "lesson", "kind", "render", "optimize", "camera", "object", "primitive",
-             "lights", "param", "loss", "export", "sdf", "teaching"}
-_TABLES = {"render", "optimize", "camera", "lights", "export", "sdf", "teaching"}
+             "lights", "param", "loss", "export", "sdf", "teaching", "shadows"}
+_TABLES = {"render", "optimize", "camera", "lights", "export", "sdf", "teaching", "shadows"}
 _ARRAYS = {"object", "primitive", "param", "loss"}
 # Vectors with a fixed number of components: (spec class, field) -> length.
 _LENGTHS = {("ObjectSpec", "position"): 3, ("ObjectSpec", "rotation"): 4, ("ObjectSpec", "albedo"): 3,
@@ -375,7 +378,7 @@ def parse_scene(text: str, source: str = "<memory>", base_dir: Path | None = Non
                                      f"number, got {_shown(value)}.")
             weight = float(entry.pop("weight", 1.0))
             spec.losses.append(LossSpec(name, weight, entry))
-    spec.extra = {k: data[k] for k in ("export", "sdf", "teaching") if k in data}
+    spec.extra = {k: data[k] for k in ("export", "sdf", "teaching", "shadows") if k in data}
     _validate(spec)
     return spec
 
