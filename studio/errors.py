@@ -16,12 +16,13 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .optim.losses import LossError
     from .optim.plugins import PluginError
     from .render.backend import BackendUnavailableError, RenderInputError
+    from .scale.cluster import ScaleError
     from .scene.mesh import MeshError
     from .scene.params import ParameterError
     from .scene.spec import SceneError
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
-            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError)
+            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError, ScaleError)
 
 
 def out_of_memory(exc: BaseException) -> bool:
