@@ -6,6 +6,7 @@
     studio losses               list every loss: built-ins and plugins, with weights and parameters
     studio optimize SCENE ...   fit a scene headless and write images, curves and a summary
     studio render SCENE ...     render the ground truth (or the initial guess) to a PNG
+    studio sweep SCENE ...      a grid of optimize runs over settings and seeds, locally or on Ray
 
 Bad input ends with one sentence on stderr and exit code 2, never a traceback.
 """
@@ -24,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from .data import cli as data_cli
+from .scale import cli as sweep_cli
 from .images import heatmap, save_png, to_uint8
 from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .outputs import world_mesh, write_curves_csv, write_gif
@@ -48,6 +50,20 @@ def _parse_loss(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"--loss must look like NAME=WEIGHT with a finite weight (e.g. l1=0.5), "
                                          f"got {text!r}")
     return name.strip(), value
+
+
+def _parse_lr(text: str) -> tuple[str, float]:
+    from .scene.params import GROUPS
+
+    group, _, rate = text.partition("=")
+    try:
+        value = float(rate)
+    except ValueError:
+        value = float("nan")
+    if group.strip() not in GROUPS or not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"--lr must look like GROUP=RATE with GROUP one of {', '.join(GROUPS)} and "
+                                         f"a rate > 0 (e.g. camera=0.2), got {text!r}")
+    return group.strip(), value
 
 
 def _add_plugins_option(p: argparse.ArgumentParser) -> None:
@@ -120,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--mask", default=None, help="with --target: object mask image of the same size")
     o.add_argument("--loss", dest="losses", action="append", type=_parse_loss, default=None,
                    help="NAME=WEIGHT, repeatable; replaces the scene's losses")
+    o.add_argument("--lr", dest="group_lr", action="append", type=_parse_lr, default=None, metavar="GROUP=RATE",
+                   help="learning rate of a parameter group's trainable parameters, repeatable")
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--no-video", action="store_true", help="skip progress.gif")
     _add_teaching_options(o)
@@ -137,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="output folder for compare.png and compare.csv")
 
     data_cli.add_parser(sub)
+    sweep_cli.add_parser(sub)
 
     r = sub.add_parser("render", help="render a scene to a PNG")
     r.add_argument("scene", help="built-in scenario name or scene .toml")
@@ -167,6 +186,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if command == "export-dataset":
             return data_cli.run(args)
+        if command == "sweep":
+            return sweep_cli.run(args)
     except user_errors() as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -294,7 +315,8 @@ def _optimize(args: argparse.Namespace) -> int:
     from .workspace import build_engine
 
     out_dir = Path(args.out)
-    opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses)
+    opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses,
+                    group_lr=dict(args.group_lr or []))
     scene, engine, notes = build_engine(opts)
     for note in notes:
         print(f"studio: {note}", file=sys.stderr)
@@ -352,6 +374,14 @@ def _optimize(args: argparse.Namespace) -> int:
     print(f"wrote {out_dir}/: summary.json curves.csv params.json final.png"
           + (" progress.gif" if frames else "") + (" mesh.obj" if (out_dir / "mesh.obj").exists() else ""))
     return 0
+
+
+def run_optimize(argv: Sequence[str]) -> int:
+    """``studio optimize ARGV...`` in this process (``studio sweep`` runs each grid point this way).
+
+    Raises the user errors that :func:`main` would print as one sentence.
+    """
+    return _optimize(build_parser().parse_args(["optimize", *argv]))
 
 
 def _summary_line(summary: dict) -> str:

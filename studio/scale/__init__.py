@@ -10,5 +10,6 @@ run = f(settings): :func:`studio.scale.sweep.run_one`), so their outputs agree f
 
 from .cluster import ScaleError, ray_session
 from .export import export_dataset_ray
+from .sweep import SweepError, run_sweep
 
-__all__ = ["ScaleError", "export_dataset_ray", "ray_session"]
+__all__ = ["ScaleError", "SweepError", "export_dataset_ray", "ray_session", "run_sweep"]

@@ -24,6 +24,8 @@ from typing import Any, Iterator
 log = logging.getLogger("studio")
 
 INSTALL = "pip install -e '.[ray]'"
+#: Times Ray re-runs a task whose worker process died (a crash, an OOM kill, a lost node).
+MAX_RETRIES = 3
 
 
 class ScaleError(ValueError):
@@ -77,8 +79,6 @@ def ray_session(address: str | None = None) -> Iterator[Any]:
     if address is None:
         address = os.environ.get("RAY_ADDRESS") or "local"
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
-    # Ray's C++ core logs every failed connection attempt at warning level; the error says it once.
-    os.environ.setdefault("RAY_BACKEND_LOG_LEVEL", "error")
     try:
         if address == "local":
             os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -20,10 +20,8 @@ from ..data.config import DatasetError, ExportConfig, ProgressCallback
 from ..data.export import (EncodedPair, ExportResult, begin_export, encode_pair, renderer_for, write_pair,
                            write_preview)
 from ..data.render import DatasetRenderer, RenderedImage
-from .cluster import cluster_info, ray_session, task_error
+from .cluster import MAX_RETRIES, cluster_info, ray_session, task_error
 
-#: Times Ray re-runs a chunk whose worker process died (a crash, OOM kill or lost node).
-MAX_RETRIES = 3
 # Chunks queued per task slot: enough to keep workers busy, few enough that results do not pile up.
 _QUEUE_PER_SLOT = 2
 
