@@ -142,11 +142,11 @@ def check_settings(grid: Mapping[str, Sequence[str]]) -> None:
         if key.startswith("lr."):
             action, check = options["lr"], [f"{key[3:]}={w}" for w in words]
         elif key == "loss":
-            action, check = options["losses"], [p for w in words for p in w.split("+")]
+            action, check = options["loss"], [p for w in words for p in w.split("+")]
         elif key in options and options[key].nargs != 0:
             action, check = options[key], list(words)
         else:
-            known = sorted(k for k, a in options.items() if a.nargs != 0 and k not in _NOT_SWEPT and k != "lr")
+            known = sorted(k for k, a in options.items() if a.nargs != 0 and k not in _NOT_SWEPT and k not in ("lr", "loss"))
             raise SweepError(f"unknown sweep setting {key!r}; studio optimize takes {', '.join(known)}, "
                              f"lr.GROUP and loss.")
         for word in check:
