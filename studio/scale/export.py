@@ -56,7 +56,8 @@ def render_chunk(config: ExportConfig, indices: list[int], keep: frozenset[int],
 def export_dataset_ray(config: ExportConfig, *, address: str | None = None, chunk: int | None = None,
                        cpus_per_task: int = 1, gpus_per_task: float = 0.0,
                        progress: ProgressCallback | None = None, cancel: threading.Event | None = None,
-                       max_retries: int = MAX_RETRIES, renderer: DatasetRenderer | None = None) -> ExportResult:
+                       max_retries: int = MAX_RETRIES, renderer: DatasetRenderer | None = None,
+                       max_parallel: int | None = None) -> ExportResult:
     """Render and write a YOLO dataset with Ray tasks; the same files as :func:`studio.data.export_dataset`.
 
     Args:
@@ -70,6 +71,8 @@ def export_dataset_ray(config: ExportConfig, *, address: str | None = None, chun
         cancel: set it to stop: queued and running tasks are cancelled, written pairs stay complete.
         max_retries: re-runs of a task whose worker died.
         renderer: the driver's renderer for ``config`` (class names, previews), else one is built.
+        max_parallel: at most this many tasks at a time (None: every task slot of the cluster,
+            with as many chunks again queued).
 
     Returns:
         An :class:`ExportResult` (``seconds``: wall time from the first task submitted to the last pair).
@@ -96,7 +99,10 @@ def export_dataset_ray(config: ExportConfig, *, address: str | None = None, chun
         slots = max(1, info.cpus // cpus_per_task)
         if gpus_per_task > 0:
             slots = min(slots, max(1, math.floor(info.gpus / gpus_per_task)))
+        if max_parallel is not None:
+            slots = min(slots, max(1, max_parallel))
         size = chunk or max(1, min(16, math.ceil(len(indices) / (4 * slots))))
+        in_flight = slots if max_parallel is not None else _QUEUE_PER_SLOT * slots
         chunks = [indices[k:k + size] for k in range(0, len(indices), size)]
         task = ray.remote(render_chunk).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task,
                                                  max_retries=max_retries, retry_exceptions=False)
@@ -105,7 +111,7 @@ def export_dataset_ray(config: ExportConfig, *, address: str | None = None, chun
         t0 = time.perf_counter()
         try:
             while chunks or queued:
-                while chunks and len(queued) < _QUEUE_PER_SLOT * slots:
+                while chunks and len(queued) < in_flight:
                     part = chunks.pop(0)
                     queued.append(task.remote(cfg, part, keep & frozenset(part), cpus_per_task))
                 ready, queued = ray.wait(queued, num_returns=1, timeout=0.25)
