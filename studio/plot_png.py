@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -98,21 +98,24 @@ Spread = tuple[str, str, Sequence[Sequence[float]]]
 
 def spread_plot(path: str | Path, panels: Sequence[tuple[str, Sequence[str], Sequence[Spread]]], *,
                 title: str = "", ylabel: str = "", log_y: bool = True,
-                panel_size: tuple[int, int] = (420, 420)) -> None:
+                references: Mapping[str, float] | None = None, panel_size: tuple[int, int] = (420, 420)) -> None:
     """Write side-by-side panels of values against categories: a dot per value, a bar from the
     lowest to the highest (the spread, e.g. over seeds) and the medians joined by a line.
 
     Args:
         panels: (x axis label, category names, spreads); every spread has one list of values per
             category (empty where it has none).  Values <= 0 are left out on a log axis.
+        references: group -> a value drawn as a dashed line across every panel (e.g. the error
+            the runs started from).
     """
+    references = dict(references or {})
     pw, ph = panel_size
     left, top, right, bottom = _MARGIN
     img = Image.new("RGB", (len(panels) * pw, ph + 16 * max(len(p[2]) for p in panels) + 10), (255, 255, 255))
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default(size=13)
-    vals = [v for _, _, spreads in panels for _, _, per in spreads for vs in per for v in vs
-            if math.isfinite(v) and (v > 0 or not log_y)]
+    vals = [v for _, _, spreads in panels for _, _, per in spreads for vs in per for v in vs]
+    vals = [v for v in vals + list(references.values()) if math.isfinite(v) and (v > 0 or not log_y)]
     if not vals:
         d.text((left, top), "no data", fill=(0, 0, 0), font=font)
         img.save(path)
@@ -140,6 +143,11 @@ def spread_plot(path: str | Path, panels: Sequence[tuple[str, Sequence[str], Seq
             d.line([(ox + left, py(t)), (ox + left + w, py(t))], fill=(230, 230, 230))
             d.text((ox + 4, py(t) - 6), f"{t:.3g}", fill=(60, 60, 60), font=font)
         d.rectangle([ox + left, top, ox + left + w, top + h], outline=(0, 0, 0))
+        for group, v in references.items():
+            if math.isfinite(v) and (v > 0 or not log_y):
+                for x in range(ox + left, ox + left + w, 8):
+                    d.line([(x, py(v)), (min(x + 4, ox + left + w), py(v))], fill=GROUP_COLORS.get(group, (0, 0, 0)),
+                           width=1)
         step = w / max(len(cats), 1)
         for c, name in enumerate(cats):
             d.text((ox + left + step * (c + 0.5) - 3.5 * len(name), top + h + 6), name, fill=(0, 0, 0), font=font)

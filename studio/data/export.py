@@ -13,9 +13,10 @@ without its image, which Ultralytics ignores).  File names are the global image 
 (``shard=(I, K)``: images i with i % K == I) never collide and merge by copying folders, and
 ``resume`` renders only the indices whose pair is not complete yet.
 
-Image i is a pure function of the render options and i (:func:`render_pair`: encoded PNG and label
-text); :func:`write_pair` is the one atomic writer.  This module's loop and the Ray driver
-(:mod:`studio.scale.export`) both call them, so their datasets agree file by file.
+Image i, encoded, is a pure function of the render options and i (``encode_pair(renderer.render(i))``:
+PNG bytes and label text) and :func:`write_pair` is the one atomic writer.  This module's loop
+(encoding and writing on a background thread) and the Ray driver (:mod:`studio.scale.export`:
+workers encode, the driver writes) both call them, so their datasets agree file by file.
 """
 
 from __future__ import annotations
@@ -119,20 +120,15 @@ class EncodedPair:
 
 
 def encode_pair(img: RenderedImage) -> EncodedPair:
-    """The files of a rendered image: PNG bytes (zlib level ``PNG_COMPRESS_LEVEL``) and label text."""
+    """The files of a rendered image: PNG bytes (zlib level ``PNG_COMPRESS_LEVEL``) and label text.
+
+    ``encode_pair(DatasetRenderer(config).render(i))`` is a pure function of the render options
+    and ``i``: every process that builds a renderer from the same config returns the same pair.
+    """
     buf = io.BytesIO()
     Image.fromarray(img.rgb).save(buf, format="PNG", compress_level=PNG_COMPRESS_LEVEL)
     return EncodedPair(img.index, img.name, img.split, buf.getvalue(), "".join(line + "\n" for line in img.lines),
                        tuple(lab.class_id for lab in img.labels), img.focus is not None)
-
-
-def render_pair(renderer: DatasetRenderer, index: int) -> EncodedPair:
-    """Image ``index`` of the renderer's dataset, encoded.
-
-    A pure function of the renderer's config (scene, seed, size, task, ...) and ``index``: any
-    process that builds a :class:`DatasetRenderer` from the same config returns the same pair.
-    """
-    return encode_pair(renderer.render(index))
 
 
 def data_yaml_text(root: Path, names: list[str]) -> str:

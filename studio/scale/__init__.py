@@ -4,8 +4,9 @@
 
 Ray is an optional extra (``pip install -e '.[ray]'``), imported only inside this package and
 only when a Ray path runs; sweeps also run locally without it.  The local and the Ray paths call
-the same pure functions (image i = f(config, i): :func:`studio.data.export.render_pair`; a sweep
-run = f(settings): :func:`studio.scale.sweep.run_one`), so their outputs agree file by file.
+the same pure functions (image i = f(config, i): ``encode_pair(renderer.render(i))`` from
+:mod:`studio.data.export`; run = f(settings): :func:`studio.scale.sweep.run_one`), so their outputs
+agree file by file.
 """
 
 from .cluster import ScaleError, ray_session

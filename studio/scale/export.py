@@ -1,8 +1,8 @@
 """Dataset export on Ray: tasks render chunks of image indices, the driver writes the pairs.
 
-Workers call the same pure function as a local export (:func:`studio.data.export.render_pair`:
-image i of a config is the same PNG and label text in any process) and send the encoded bytes
-back, so they need no file system shared with the driver; the driver is the only writer and uses
+Workers call the same functions as a local export (``encode_pair(renderer.render(i))`` from
+:mod:`studio.data`: image i of a config is the same PNG and label text in any process) and send the
+encoded bytes back, so they need no file system shared with the driver; the driver is the only writer and uses
 the local export's atomic :func:`~studio.data.export.write_pair`.  A task whose worker dies is run
 again (``max_retries``); since a chunk is a pure function of its indices, the retry returns the
 same bytes and the driver writes each pair exactly once.
