@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from ..errors import user_errors
+from ..scale.cli import add_ray_options
 from .config import TASKS, DatasetError, ExportConfig, parse_shard
 
 EXIT_BAD_INPUT = 2
@@ -48,15 +49,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
                    help="folder (or .py file) of plugin losses for the hard-case objective, repeatable")
     p.add_argument("--resume", action="store_true",
                    help="keep the complete pairs of an interrupted run in --out and render only the rest")
-    r = p.add_argument_group("Ray (pip install -e '.[ray]')")
-    r.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="render on Ray: alone, RAY_ADDRESS or a local instance sized to this machine; with "
-                        "ADDRESS (host:6379, auto, ray://host:10001), join that cluster")
-    r.add_argument("--chunk", type=int, default=None, metavar="K",
-                   help="images per Ray task (default: about four tasks per worker, at most 16)")
-    r.add_argument("--cpus-per-task", type=int, default=1, metavar="N", help="CPUs and torch threads per Ray task")
-    r.add_argument("--gpus-per-task", type=float, default=0.0, metavar="G",
-                   help="GPUs per Ray task (0: CPU workers); tasks then render on CUDA")
+    add_ray_options(p, "chunk of images").add_argument(
+        "--chunk", type=int, default=None, metavar="K",
+        help="images per Ray task (default: about four tasks per worker, at most 16)")
 
 
 def config_from_args(args: argparse.Namespace) -> ExportConfig:

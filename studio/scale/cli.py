@@ -31,12 +31,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads of each local run (default: measured); on Ray, --cpus-per-task")
+    add_ray_options(p, "run")
+
+
+def add_ray_options(p: argparse.ArgumentParser, task: str) -> argparse._ArgumentGroup:
+    """``--ray [ADDRESS]``, ``--cpus-per-task`` and ``--gpus-per-task`` in a "Ray" group of ``p``;
+    ``task`` names what one Ray task does (in the help).  Returns the group for more options."""
     r = p.add_argument_group("Ray (pip install -e '.[ray]')")
     r.add_argument("--ray", nargs="?", const="", default=None, metavar="ADDRESS",
-                   help="run on Ray: alone, RAY_ADDRESS or a local instance sized to this machine; with ADDRESS, "
-                        "join that cluster")
-    r.add_argument("--cpus-per-task", type=int, default=1, metavar="N", help="CPUs and torch threads per run")
-    r.add_argument("--gpus-per-task", type=float, default=0.0, metavar="G", help="GPUs per run (0: CPU workers)")
+                   help="run on Ray: alone, RAY_ADDRESS or a local instance sized to this machine; with ADDRESS "
+                        "(host:6379, auto, ray://host:10001), join that cluster")
+    r.add_argument("--cpus-per-task", type=int, default=1, metavar="N", help=f"CPUs and torch threads per {task}")
+    r.add_argument("--gpus-per-task", type=float, default=0.0, metavar="G",
+                   help=f"GPUs per {task} (0: CPU workers); tasks then run on CUDA")
+    return r
 
 
 def run(args: argparse.Namespace) -> int:
