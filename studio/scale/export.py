@@ -10,6 +10,7 @@ same bytes and the driver writes each pair exactly once.
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -22,6 +23,7 @@ from ..data.export import (EncodedPair, ExportResult, begin_export, encode_pair,
 from ..data.render import DatasetRenderer, RenderedImage
 from .cluster import MAX_RETRIES, cluster_info, ray_session, task_error
 
+log = logging.getLogger("studio")
 # Chunks queued per task slot: enough to keep workers busy, few enough that results do not pile up.
 _QUEUE_PER_SLOT = 2
 
@@ -65,8 +67,8 @@ def export_dataset_ray(config: ExportConfig, *, address: str | None = None, chun
         address: the cluster (see :mod:`studio.scale.cluster`; None: ``RAY_ADDRESS`` or a local instance).
         chunk: images per task (default: about four tasks per CPU slot, at most 16 images).
         cpus_per_task: CPU slots, and torch threads, of each task.
-        gpus_per_task: GPUs of each task (0: CPU workers; > 0 needs GPU nodes, which render on CUDA
-            unless ``config.device`` says otherwise).
+        gpus_per_task: GPUs of each task (0: tasks render on CPUs; > 0 needs GPU nodes, and tasks
+            render on CUDA), unless ``config.device`` says where.
         progress: called as ``progress(done, planned)`` after each pair the driver writes.
         cancel: set it to stop: queued and running tasks are cancelled, written pairs stay complete.
         max_retries: re-runs of a task whose worker died.
@@ -106,7 +108,11 @@ def export_dataset_ray(config: ExportConfig, *, address: str | None = None, chun
         chunks = [indices[k:k + size] for k in range(0, len(indices), size)]
         task = ray.remote(render_chunk).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task,
                                                  max_retries=max_retries, retry_exceptions=False)
-        cfg = ray.put(render_options(config))
+        if gpus_per_task == 0 and info.gpus:
+            log.info("the Ray cluster has %d GPUs; --gpus-per-task 0.25 (say) would render on them", info.gpus)
+        # Tasks without a GPU of their own render on the CPU, even on a node that has one.
+        device = config.device or ("cuda" if gpus_per_task > 0 else "cpu")
+        cfg = ray.put(replace(render_options(config), device=device))
         queued: list[Any] = []
         t0 = time.perf_counter()
         try:

@@ -54,14 +54,17 @@ class SweepRun:
     settings: tuple[tuple[str, str], ...]
     steps: int | None = None
 
-    def argv(self, out: str | Path, threads: int | None = None) -> list[str]:
-        """The ``studio optimize`` arguments of this run, writing into ``out``."""
+    def argv(self, out: str | Path, threads: int | None = None, device: str | None = None) -> list[str]:
+        """The ``studio optimize`` arguments of this run, writing into ``out``; ``threads`` and
+        ``device`` apply unless the run's settings choose them."""
         argv = [self.scene, "--out", str(out), "--no-video"]
         if self.steps is not None:
             argv += ["--steps", str(self.steps)]
         keys = {k for k, _ in self.settings}
         if threads is not None and "threads" not in keys:
             argv += ["--threads", str(threads)]
+        if device is not None and "device" not in keys:
+            argv += ["--device", device]
         for key, word in self.settings:
             if key.startswith("lr."):
                 argv += ["--lr", f"{key[3:]}={word}"]
@@ -177,11 +180,12 @@ def make_grid(scene: str, grid: Mapping[str, Sequence[str]], seeds: Sequence[int
     return runs
 
 
-def run_one(run: SweepRun, threads: int | None = None) -> RunOutput:
+def run_one(run: SweepRun, threads: int | None = None, device: str | None = None) -> RunOutput:
     """Run one grid point through ``studio optimize`` in a temporary folder (the Ray task body).
 
     Args:
         threads: ``--threads`` of the run unless its settings choose (None: the optimiser measures).
+        device: ``--device`` of the run unless its settings choose (None: CUDA if available).
 
     Returns:
         The run's files (``log.txt`` holds what the run printed) and its ``sweep.csv`` row.
@@ -203,7 +207,7 @@ def run_one(run: SweepRun, threads: int | None = None) -> RunOutput:
     try:
         with tempfile.TemporaryDirectory(prefix="studio-sweep-") as tmp:
             with redirect_stdout(log), redirect_stderr(log):
-                run_optimize(run.argv(tmp, threads))
+                run_optimize(run.argv(tmp, threads, device))
             files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
     finally:
         logger.removeHandler(handler)
@@ -253,7 +257,9 @@ def _ray_runs(runs: list[SweepRun], address: str | None, cpus_per_task: int, gpu
     with ray_session(address) as ray:
         task = ray.remote(run_one).options(num_cpus=cpus_per_task, num_gpus=gpus_per_task, max_retries=max_retries,
                                            retry_exceptions=False)
-        queued = [task.remote(run, cpus_per_task) for run in runs]
+        # Runs without a GPU of their own fit on the CPU, even on a node that has one.
+        device = "cuda" if gpus_per_task > 0 else "cpu"
+        queued = [task.remote(run, cpus_per_task, device) for run in runs]
         try:
             while queued:
                 ready, queued = ray.wait(queued, num_returns=1)
