@@ -111,7 +111,8 @@ def spread_plot(path: str | Path, panels: Sequence[tuple[str, Sequence[str], Seq
     references = dict(references or {})
     pw, ph = panel_size
     left, top, right, bottom = _MARGIN
-    img = Image.new("RGB", (len(panels) * pw, ph + 16 * max(len(p[2]) for p in panels) + 10), (255, 255, 255))
+    width = max(len(panels) * pw, 7 * len(title) + left + 10)  # room for the title (about 7 px per character)
+    img = Image.new("RGB", (width, ph + 16 * max(len(p[2]) for p in panels) + 10), (255, 255, 255))
     d = ImageDraw.Draw(img)
     font = ImageFont.load_default(size=13)
     vals = [v for _, _, spreads in panels for _, _, per in spreads for vs in per for v in vs]
@@ -172,6 +173,7 @@ def spread_plot(path: str | Path, panels: Sequence[tuple[str, Sequence[str], Seq
                 ly = ph + 4 + 16 * s
                 d.line([(left, ly + 7), (left + 24, ly + 7)], fill=color, width=2)
                 d.text((left + 30, ly), label, fill=(0, 0, 0), font=font)
-    d.text((left, 12), title + (f"; {ylabel}" if ylabel else ""), fill=(0, 0, 0), font=font)
+    d.text((left, 6), title, fill=(0, 0, 0), font=font)
+    d.text((left, 22), ylabel, fill=(90, 90, 90), font=font)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)
