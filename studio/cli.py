@@ -7,6 +7,7 @@
     studio optimize SCENE ...   fit a scene headless and write images, curves and a summary
     studio render SCENE ...     render the ground truth (or the initial guess) to a PNG
     studio make-capture MESH .. render a synthetic multi-view capture (NeRF or COLMAP layout)
+    studio sweep SCENE ...      a grid of optimize runs over settings and seeds, locally or on Ray
 
 Bad input ends with one sentence on stderr and exit code 2, never a traceback.  ``optimize`` exits
 with 3 when the run stopped early (NaN steps, a failing or stuck step) and 130 on Ctrl-C, after
@@ -32,6 +33,7 @@ from .capture import cli as capture_cli
 from .data import cli as data_cli
 from .errors import UsageError, memory_advice, out_of_memory, user_errors
 from .images import heatmap, save_png
+from .scale import cli as sweep_cli
 from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .optim.engine_types import WATCHDOG_S
 from .outputs import FrameRecorder, load_params_json, world_mesh, write_curves_csv, write_gif
@@ -70,6 +72,20 @@ def _parse_loss(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"--loss must look like NAME=WEIGHT with a finite weight (e.g. l1=0.5), "
                                          f"got {text!r}")
     return name.strip(), value
+
+
+def _parse_lr(text: str) -> tuple[str, float]:
+    from .scene.params import GROUPS
+
+    group, _, rate = text.partition("=")
+    try:
+        value = float(rate)
+    except ValueError:
+        value = float("nan")
+    if group.strip() not in GROUPS or not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"--lr must look like GROUP=RATE with GROUP one of {', '.join(GROUPS)} and "
+                                         f"a rate > 0 (e.g. camera=0.2), got {text!r}")
+    return group.strip(), value
 
 
 def _add_plugins_option(p: argparse.ArgumentParser) -> None:
@@ -165,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="how --target is encoded (default: 8/16-bit PNG/JPEG/TIFF are srgb, float TIFF/EXR/NPY linear)")
     o.add_argument("--loss", dest="losses", action="append", type=_parse_loss, default=None,
                    help="NAME=WEIGHT, repeatable; replaces the scene's losses")
+    o.add_argument("--lr", dest="group_lr", action="append", type=_parse_lr, default=None, metavar="GROUP=RATE",
+                   help="learning rate of a parameter group's trainable parameters, repeatable")
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--no-video", action="store_true", help="skip progress.gif")
     o.add_argument("--watchdog", type=float, default=WATCHDOG_S, metavar="SECONDS",
@@ -191,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data_cli.add_parser(sub)
     capture_cli.add_parser(sub)
+    sweep_cli.add_parser(sub)
 
     r = sub.add_parser("render", help="render a scene to a PNG")
     r.add_argument("scene", help="built-in scenario name or scene .toml")
@@ -232,6 +251,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return data_cli.run(args)
         if command == "make-capture":
             return capture_cli.run(args)
+        if command == "sweep":
+            return sweep_cli.run(args)
     except user_errors() as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -414,7 +435,7 @@ def _optimize(args: argparse.Namespace) -> int:
                          "missing).")
     args.threads = _cap_threads(args.threads)
     opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses,
-                    target_colorspace=args.target_colorspace)
+                    target_colorspace=args.target_colorspace, group_lr=dict(args.group_lr or []))
     # Plugin files are imported here: one stuck in a loop is reported, not waited for.
     scene, engine, notes = run_guarded(lambda: build_engine(opts), args.watchdog, "importing plugins and building "
                                        "the scene")
@@ -525,6 +546,14 @@ def _write_outputs(out_dir: Path, engine, scene, snap, seconds: float, initial_g
         written.append("mesh.obj")
     print(_summary_line(summary))
     return written
+
+
+def run_optimize(argv: Sequence[str]) -> int:
+    """``studio optimize ARGV...`` in this process (``studio sweep`` runs each grid point this way).
+
+    Raises the user errors that :func:`main` would print as one sentence.
+    """
+    return _optimize(build_parser().parse_args(["optimize", *argv]))
 
 
 def _summary_line(summary: dict) -> str:

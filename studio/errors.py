@@ -23,6 +23,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .optim.plugins import PluginError
     from .optim.watchdog import StallError
     from .render.backend import BackendUnavailableError, RenderInputError
+    from .scale.cluster import ScaleError
     from .scene.mesh import MeshError
     from .scene.params import ParameterError
     from .outputs import ParamsFileError
@@ -31,7 +32,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
             BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError, StallError, UsageError,
-            CaptureError, VideoError, ParamsFileError)
+            CaptureError, VideoError, ParamsFileError, ScaleError)
 
 
 def out_of_memory(exc: BaseException) -> bool:
