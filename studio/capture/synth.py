@@ -105,6 +105,14 @@ def rig(n: int, res: int, fov_deg: float = 40.0, elevation_range: float = 75.0, 
     return out
 
 
+def capture_rigs(views: int, test_views: int, res: int) -> tuple[list, list]:
+    """(training cameras, held-out cameras) of a synthetic capture: the held-out spiral is turned by
+    half the golden angle and kept lower (+-60 degrees), so no held-out view repeats a training one."""
+    golden_half = math.degrees(math.pi * (3.0 - math.sqrt(5.0))) / 2
+    test = rig(test_views, res, elevation_range=60.0, azimuth_offset=golden_half) if test_views else []
+    return rig(views, res), test
+
+
 def render_views(obj: SynthObject, cams: Sequence[tuple[torch.Tensor, Intrinsics]], names: Sequence[str],
                  backend_name: str = "torch") -> list[View]:
     """Render the object from each camera (unit frame): views with [H,W,3] linear RGB over black
@@ -192,29 +200,35 @@ def make_capture(source: str | SynthObject, out: str | Path, views: int = 32, re
     if views < 2 or test_views < 0 or res < 8:
         raise CaptureError(f"a capture needs at least 2 views of at least 8 pixels (got {views} views at {res}).")
     obj = source if isinstance(source, SynthObject) else load_object(source, texture)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     world = _similarity(world_scale, np.eye(3) if world_rotation is None else world_rotation, world_offset)
-    golden_half = math.degrees(math.pi * (3.0 - math.sqrt(5.0))) / 2
-    train = render_views(obj, rig(views, res), [f"r_{i}" for i in range(views)])
-    test = render_views(obj, rig(test_views, res, elevation_range=60.0, azimuth_offset=golden_half),
-                        [f"r_{i}" if layout == "nerf" else f"t_{i}" for i in range(test_views)]) if test_views else []
+    train_cams, test_cams = capture_rigs(views, test_views, res)
+    train = render_views(obj, train_cams, [f"r_{i}" for i in range(views)])
+    test = render_views(obj, test_cams, [f"r_{i}" for i in range(test_views)]) if test_views else []
     train = [_to_world(v, world, world_scale) for v in train]
     test = [_to_world(v, world, world_scale) for v in test]
 
     v_world = obj.mesh.vertices.double().numpy() @ world[:3, :3].T + world[:3, 3]
-    gt = trimesh.Trimesh(v_world, obj.mesh.faces.numpy(), process=False)
+    return write_capture(out, layout, train, test, trimesh.Trimesh(v_world, obj.mesh.faces.numpy(), process=False),
+                         binary=binary, masks_folder=masks_folder)
+
+
+def write_capture(out: str | Path, layout: str, train: Sequence[View], test: Sequence[View], gt: trimesh.Trimesh,
+                  binary: bool = False, masks_folder: bool = False) -> Path:
+    """Write rendered views (capture world) and the ground-truth mesh ``gt_mesh.ply`` as a NeRF
+    capture or a COLMAP project whose held-out views (named ``t_*``) sit at every K-th position
+    (logged) and whose points3D are 2000 samples of the true surface; returns the path to load."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     gt.export(out / "gt_mesh.ply")
+    res = f"{train[0].intrinsics.width}x{train[0].intrinsics.height}"
     if layout == "nerf":
         write_nerf(out, train, test)
-        log.info("wrote a NeRF capture of %s to %s: %d training + %d held-out views at %dx%d", obj.mesh.name, out,
-                 len(train), len(test), res, res)
+        log.info("wrote a NeRF capture to %s: %d training + %d held-out views at %s", out, len(train), len(test), res)
         return out
     order, k = colmap_order(len(train), len(test))
-    everything = train + test
+    everything = list(train) + [View(f"t_{i}", v.image, v.mask, v.intrinsics, v.cam_to_world) for i, v in enumerate(test)]
     points = np.asarray(gt.sample(2000, seed=0))
     write_colmap(out, [everything[i] for i in order], binary=binary, points=points, masks_folder=masks_folder)
     hint = f"; load with --holdout {k} to hold out the t_* views" if k else ""
-    log.info("wrote a COLMAP capture of %s to %s: %d views at %dx%d%s", obj.mesh.name, out, len(everything), res,
-             res, hint)
+    log.info("wrote a COLMAP capture to %s: %d views at %s%s", out, len(everything), res, hint)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -115,12 +115,19 @@ def looks_like_capture(path: str | Path) -> bool:
             or (p / "sparse" / "0").is_dir())
 
 
-def build_capture_workspace(opts: Any) -> tuple[ReconstructionScene, Engine, list[str]]:
+def build_capture_workspace(opts: Any, progress: Callable[[str, Any], None] | None = None
+                            ) -> tuple[ReconstructionScene, Engine, list[str]]:
     """The studio's twin of ``studio reconstruct``: read the capture ``opts.scene`` (a
-    :class:`studio.workspace.Options`) at ``opts.resolution`` and build its reconstruction."""
+    :class:`studio.workspace.Options`) at ``opts.resolution`` and build its reconstruction;
+    ``progress`` hears what is being done (as for :func:`studio.workspace.build_engine`)."""
     from ..capture import load_capture
 
-    capture = load_capture(opts.scene, res=opts.resolution)
+    if progress is not None:
+        progress(f"reading the capture {Path(opts.scene).name}", None)
+    res = opts.resolution
+    capture = load_capture(opts.scene, res=max(res) if isinstance(res, (tuple, list)) else res)
+    if progress is not None:
+        progress("carving the visual hull", None)
     defaults = ReconstructOptions()
     return build_reconstruction(capture, ReconstructOptions(
         steps=opts.steps or defaults.steps, backend=opts.backend, device=opts.device, seed=opts.seed or 0,
