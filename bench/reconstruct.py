@@ -28,6 +28,7 @@ import trimesh
 
 from studio.capture import load_capture
 from studio.capture.synth import make_capture
+from studio.reconstruct.export import write_outputs
 from studio.reconstruct.metrics import SAMPLES, bounding_radius, surface_distance
 from studio.reconstruct.run import ReconstructOptions, build_reconstruction
 from studio.runtime import tune_cpu_allocator
@@ -50,8 +51,9 @@ def measure(scene, truth) -> dict:
     return out
 
 
-def run(capture, truth, opts: ReconstructOptions, label: str) -> list[dict]:
-    """Rows (stage, step, seconds, steps/s, metrics) at the start and at the end of every stage."""
+def run(capture, truth, opts: ReconstructOptions, label: str, out: Path | None) -> list[dict]:
+    """Rows (stage, step, seconds, steps/s, metrics) at the start and at the end of every stage;
+    with ``out``, the run's output files too (as ``studio reconstruct`` writes them)."""
     t_build = time.perf_counter()
     scene, engine, notes = build_reconstruction(capture, opts)
     build_s = time.perf_counter() - t_build
@@ -71,7 +73,10 @@ def run(capture, truth, opts: ReconstructOptions, label: str) -> list[dict]:
         rows.append({"label": label, "stage": stage, "step": end, "seconds": spent,
                      "steps_s": (end - done) / dt, **measure(scene, truth)})
         done = end
+    snap = engine.latest()
     engine.stop()
+    if out is not None:
+        write_outputs(scene, out, snap.history, snap.marks, spent, snap.step)
     return rows
 
 
@@ -96,6 +101,7 @@ def main() -> None:
     ap.add_argument("--backend", default="torch")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--compare", default=None, metavar="KEY=VALUE", help="also run with this render option")
+    ap.add_argument("--out", default=None, help="write each run's output files into OUT/<run>")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     tune_cpu_allocator()
@@ -117,7 +123,8 @@ def main() -> None:
         for label, render_options in variants:
             opts = ReconstructOptions(steps=args.steps, views_per_step=args.views_per_step, backend=args.backend,
                                       device=args.device, threads=args.threads, render_options=render_options)
-            rows += run(capture, truth, opts, label)
+            out = Path(args.out) / label.replace("=", "_") if args.out else None
+            rows += run(capture, truth, opts, label, out)
             print_rows([r for r in rows if r["label"] == label])
         if len(variants) > 1:
             print_rows([r for r in rows if r["stage"] != "visual hull" and r["step"] == args.steps])

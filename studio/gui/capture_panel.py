@@ -50,9 +50,8 @@ class CapturePanel:
             pass
         self.group = dpg.add_group(parent=parent)
         self.note = Text("No capture is open: File > Open capture... (a NeRF folder with transforms*.json, or a "
-                         "COLMAP model folder).", parent=self.group, color=_NOTE_COLOR)
-        dpg.configure_item(self.note.item, wrap=360)
-        self.summary = Text("", parent=self.group)
+                         "COLMAP model folder).", parent=self.group, color=_NOTE_COLOR, wrap=360)
+        self.summary = Text("", parent=self.group, wrap=360)
         self.thumbs = dpg.add_group(parent=self.group)
         self.psnr = CurvePlot(self.group, "held-out PSNR", "dB")
         self.psnr.set_log(False)
@@ -84,7 +83,7 @@ class CapturePanel:
             self.summary.value = ""
             return
         h, w = capture.resolution
-        self.summary.value = (f"{capture.source.name} ({capture.layout}): {len(capture.views)} training views, "
+        self.summary.value = (f"{scene.spec.name.split(':', 1)[-1]} ({capture.layout}): {len(capture.views)} training views, "
                               f"{len(capture.test_views)} held out, {w}x{h}. Click a view to show it.")
         for i, view in enumerate(capture.views):
             if i % _PER_ROW == 0:

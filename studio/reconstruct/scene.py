@@ -72,12 +72,15 @@ DEFAULT_STAGES = (
 )
 
 
-def _spec(capture: Capture, steps: int, views_per_step: int) -> SceneSpec:
+def _spec(capture: Capture, steps: int, views_per_step: int, visibility: str | None) -> SceneSpec:
     h, w = capture.resolution
-    return SceneSpec(name=f"reconstruct:{capture.source.name}", kind="reconstruct", resolution=(h, w),
+    src = capture.source
+    name = src.parent.name if src.suffix.lower() == ".json" else src.name  # the capture's folder
+    return SceneSpec(name=f"reconstruct:{name}", kind="reconstruct", resolution=(h, w),
                      shading="lambert", background=[0.0, 0.0, 0.0], steps=steps, views_per_step=views_per_step,
                      ambient=[0.0, 0.0, 0.0], lights=[LightSpec("sun", [0.3, 0.8, 0.5], [1.0, 1.0, 1.0], 0.5)],
-                     sh=[[1.5, 1.5, 1.5]] + [[0.0, 0.0, 0.0]] * 8, losses=[], source=str(capture.source))
+                     sh=[[1.5, 1.5, 1.5]] + [[0.0, 0.0, 0.0]] * 8, losses=[], source=str(capture.source),
+                     visibility=visibility)
 
 
 class ReconstructionScene(SceneBase):
@@ -109,7 +112,8 @@ class ReconstructionScene(SceneBase):
         self.heldout_every = heldout_every or max(1, steps // 20)
         self.stage_index = -1
         self.notes: list[str] = []
-        super().__init__(_spec(capture, steps, views_per_step), backend, **options)
+        visibility = options.pop("visibility", None)  # the spec carries it (SceneBase resolves its aliases)
+        super().__init__(_spec(capture, steps, views_per_step, visibility), backend, **options)
         for name in ("light.sun.direction", "light.sun.intensity", "light.sh"):
             self.params[name].trainable = True
         self._hull = (self._hull_v, self._hull_f)
@@ -260,7 +264,7 @@ class ReconstructionScene(SceneBase):
                             normals=vertex_normals(x, self.faces), eye=eye, forward=forward,
                             colors=None if textured else values["shape.albedo"],
                             uv=self.uv, uv_tri=self.uv_faces,
-                            antialias=bool(self.options.get("antialias", True)), topology=self._topology,
+                            visibility=self.options["visibility"], topology=self._topology,
                             soft_sigma=self.options.get("soft_sigma"))
         return self.shade(gb, values)
 
