@@ -9,7 +9,9 @@ within 5 minutes on 2 CPU cores, on a 32 + 8 view capture at 200 x 200.
     python bench/reconstruct.py --capture /work/data/bunny_capture --truth /work/data/bunny_capture/gt_mesh.ply
     python bench/reconstruct.py --steps 300 --views-per-step 2    # another budget
 
-One run per setting (a reconstruction takes minutes); compare settings in one invocation with
+Seconds are wall-clock, including the measurements between stages; "CPU s" is the process's CPU time
+(all threads), which a busy machine does not inflate: on an idle 2-core machine wall-clock is about
+CPU time / 2.  One run per setting (a reconstruction takes minutes); compare settings in one invocation with
 ``--compare KEY=VALUE`` (e.g. ``--compare visibility=edge``), which runs the baseline and the variant
 interleaved on the same capture.
 """
@@ -54,11 +56,11 @@ def measure(scene, truth) -> dict:
 def run(capture, truth, opts: ReconstructOptions, label: str, out: Path | None) -> list[dict]:
     """Rows (stage, step, seconds, steps/s, metrics) at the start and at the end of every stage;
     with ``out``, the run's output files too (as ``studio reconstruct`` writes them)."""
-    t_build = time.perf_counter()
+    t_build, cpu0 = time.perf_counter(), time.process_time()
     scene, engine, notes = build_reconstruction(capture, opts)
     build_s = time.perf_counter() - t_build
     rows = [{"label": label, "stage": "visual hull", "step": 0, "seconds": build_s, "steps_s": float("nan"),
-             **measure(scene, truth)}]
+             "cpu": time.process_time() - cpu0, **measure(scene, truth)}]
     steps = opts.steps
     bounds = sorted({int(np.ceil(s.start * steps)) for s in scene.stages[1:]} | {steps})
     engine.start_thread()
@@ -71,7 +73,7 @@ def run(capture, truth, opts: ReconstructOptions, label: str, out: Path | None) 
         spent += dt
         stage = scene.stages[scene.stage_at(end - 1, steps)].name
         rows.append({"label": label, "stage": stage, "step": end, "seconds": spent,
-                     "steps_s": (end - done) / dt, **measure(scene, truth)})
+                     "steps_s": (end - done) / dt, "cpu": time.process_time() - cpu0, **measure(scene, truth)})
         done = end
     snap = engine.latest()
     engine.stop()
@@ -81,11 +83,11 @@ def run(capture, truth, opts: ReconstructOptions, label: str, out: Path | None) 
 
 
 def print_rows(rows: list[dict]) -> None:
-    print(f"{'run':<14} {'stage':<12} {'step':>5} {'seconds':>8} {'steps/s':>8} {'faces':>6} {'PSNR dB':>8} "
+    print(f"{'run':<14} {'stage':<12} {'step':>5} {'seconds':>8} {'CPU s':>7} {'steps/s':>8} {'faces':>6} {'PSNR dB':>8} "
           f"{'IoU':>7} {'dist/R':>8}")
     for r in rows:
         dist = f"{100 * r['distance']:7.2f}%" if "distance" in r else "       -"
-        print(f"{r['label']:<14} {r['stage']:<12} {r['step']:>5} {r['seconds']:>8.1f} {r['steps_s']:>8.2f} "
+        print(f"{r['label']:<14} {r['stage']:<12} {r['step']:>5} {r['seconds']:>8.1f} {r['cpu']:>7.0f} {r['steps_s']:>8.2f} "
               f"{r['faces']:>6} {r.get('heldout_psnr', float('nan')):>8.2f} {r.get('heldout_iou', float('nan')):>7.4f} {dist}")
 
 

@@ -65,3 +65,16 @@ def test_output_files(run, tmp_path):
     assert sum(bool(r["event"]) for r in rows) == 2
     name = write_turntable(scene, tmp_path, frames=4, size=32)
     assert (tmp_path / name).stat().st_size > 0
+
+
+def test_registry_losses_and_regularisers_drive_the_reconstruction(tiny_capture):
+    capture, _, _ = tiny_capture
+    opts = ReconstructOptions(steps=2, backend="torch", device="cpu", hull_resolution=24, stages=STAGES[:1],
+                              losses=[("l2", 1.0), ("laplacian", 0.01)], threads=1)
+    scene, engine, _ = build_reconstruction(capture, opts)
+    engine.start_thread()
+    engine.step(2)
+    snap = engine.wait_snapshot(predicate=lambda s: s.step >= 2 and not s.running, timeout=120)
+    engine.stop()
+    assert snap is not None and snap.message is None
+    assert np.isfinite(snap.history["loss:laplacian"]).all() and snap.history["loss:laplacian"][-1] > 0
