@@ -419,7 +419,7 @@ def _write_outputs(out_dir: Path, engine, scene, snap, seconds: float, initial_g
                    frames: FrameRecorder | None, rendering_ok: bool) -> list[str]:
     """summary.json, curves.csv, params.json, final.png, progress.gif and mesh.obj of the engine's
     current parameters (the last good state after a failure); returns the names written."""
-    history = snap.history if snap is not None else engine.state_dict()["history"]
+    history = engine.state_dict()["history"]  # the engine's: a failed run's last snapshot may be older
     steps = engine.step_count
     final_groups = scene.params.group_errors()
     summary = {
