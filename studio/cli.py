@@ -32,6 +32,7 @@ from .errors import UsageError, memory_advice, out_of_memory, user_errors
 from .images import heatmap, save_png
 from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .optim.engine_types import WATCHDOG_S
+from .optim.watchdog import run_guarded
 from .outputs import FrameRecorder, world_mesh, write_curves_csv, write_gif
 from .runtime import tune_cpu_allocator
 
@@ -242,7 +243,7 @@ def _losses(args: argparse.Namespace) -> int:
     from .optim.losses import REGISTRY
     from .optim.plugins import MANAGER, discover_plugins
 
-    for problem in discover_plugins(args.plugins or []):
+    for problem in run_guarded(lambda: discover_plugins(args.plugins or []), WATCHDOG_S, "importing plugins"):
         print(f"studio: {problem}", file=sys.stderr)
     for d in REGISTRY.all():
         print(f"{d.name}  (weight {d.weight:g})  {MANAGER.source_of(d)}")
@@ -297,7 +298,7 @@ def _render(args: argparse.Namespace) -> int:
     from .workspace import apply_overrides, build_scene
 
     opts = _options(args)
-    for problem in discover_plugins(opts.plugin_dirs):
+    for problem in run_guarded(lambda: discover_plugins(opts.plugin_dirs), WATCHDOG_S, "importing plugins"):
         print(f"studio: {problem}", file=sys.stderr)
     spec = apply_overrides(load_spec(opts.scene), opts)
     scene = build_scene(spec, opts.backend, opts.device)
@@ -343,7 +344,6 @@ def _optimize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .optim.watchdog import run_guarded
     from .workspace import build_engine
 
     if args.mask is not None and args.target is None:
