@@ -155,6 +155,15 @@ def _pickle_payload() -> bytes:
     return buf.getvalue()
 
 
+def _tensors_without(saved, key) -> bytes:
+    with zipfile.ZipFile(saved) as z:
+        tensors = torch.load(io.BytesIO(z.read("tensors.pt")), weights_only=True)
+    tensors.pop(key)
+    buf = io.BytesIO()
+    torch.save(tensors, buf)
+    return buf.getvalue()
+
+
 def _doc(saved, edit) -> bytes:
     with zipfile.ZipFile(saved) as z:
         doc = json.loads(z.read("session.json"))
@@ -179,6 +188,8 @@ BAD_FILES = [
     ("tensors that are a pickle", lambda p: {"tensors.pt": _pickle_payload()},
      "tensors.pt holds something other than plain tensors (UnpicklingError)"),
     ("tensors that are garbage", lambda p: {"tensors.pt": b"\x00garbage" * 10}, "tensors.pt holds something other"),
+    ("tensors without the optimiser", lambda p: {"tensors.pt": _tensors_without(p, "optimizer")},
+     "is incomplete (no optimizer)"),
 ]
 
 
