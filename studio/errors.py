@@ -14,6 +14,7 @@ class UsageError(ValueError):
 
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception classes whose message is meant for the user."""
+    from .capture.errors import CaptureError
     from .data.config import DatasetError
     from .images import ImageError
     from .optim.compare import CompareError
@@ -22,12 +23,16 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .optim.plugins import PluginError
     from .optim.watchdog import StallError
     from .render.backend import BackendUnavailableError, RenderInputError
+    from .scale.cluster import ScaleError
     from .scene.mesh import MeshError
     from .scene.params import ParameterError
+    from .outputs import ParamsFileError
     from .scene.spec import SceneError
+    from .video import VideoError
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
-            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError, StallError, UsageError)
+            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError, StallError, UsageError,
+            CaptureError, VideoError, ParamsFileError, ScaleError)
 
 
 def out_of_memory(exc: BaseException) -> bool:

@@ -72,3 +72,40 @@ class FrameRecorder:
 
     def clear(self) -> None:
         self.__init__(self.max_frames)
+
+
+class ParamsFileError(ValueError):
+    """A params.json that does not fit the scene; the message names the file and the parameter."""
+
+
+def load_params_json(scene: Any, path: str | Path) -> int:
+    """Set the scene's parameters from a ``params.json`` written by ``studio optimize`` (name ->
+    nested lists); returns how many were set.
+
+    Raises:
+        ParamsFileError: missing or unreadable file, an unknown parameter, or a value of another shape.
+    """
+    import json
+
+    from .paths import user_path
+
+    path = user_path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ParamsFileError(f"parameter file {path} does not exist; `studio optimize` writes params.json.") from None
+    except (OSError, ValueError) as exc:
+        raise ParamsFileError(f"parameter file {path} is not readable JSON ({exc.__class__.__name__}).") from None
+    if not isinstance(data, dict):
+        raise ParamsFileError(f"parameter file {path} must map parameter names to values.")
+    for name, value in data.items():
+        if name not in scene.params:
+            raise ParamsFileError(f"parameter file {path} sets {name!r}, which scene {scene.spec.name!r} does not have; "
+                                  "use the scene it was fitted on.")
+        p = scene.params[name]
+        t = torch.tensor(value, dtype=p.value.dtype)
+        if t.shape != p.value.shape:
+            raise ParamsFileError(f"parameter file {path}: {name} has shape {list(t.shape)} but the scene's is "
+                                  f"{list(p.value.shape)}; use the scene (and mesh) it was fitted on.")
+        p.set(t.to(p.value.device))
+    return len(data)

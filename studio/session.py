@@ -28,6 +28,8 @@ from typing import Any
 
 import torch
 
+from .paths import user_path
+
 FORMAT = 1
 SUFFIX = ".studio"
 _JSON = "session.json"
@@ -53,7 +55,7 @@ def write_session(path: str | Path, state: dict[str, Any], meta: dict[str, Any])
     Raises:
         SessionError: the folder is missing or not writable.
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.suffix:
         path = path.with_suffix(SUFFIX)
     doc = {"format": FORMAT, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta,
@@ -128,7 +130,7 @@ def read_session(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
             studio.  Never another exception type, and the tensors file is read with
             ``weights_only=True``: a pickle in it is refused, never run.
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.is_file():
         raise SessionError(f"session file {path} does not exist.")
     try:

@@ -18,6 +18,7 @@ from .. import outputs
 from ..outputs import MAX_FRAMES, FrameRecorder  # noqa: F401 - the Export menu's recorder
 from ..images import to_uint8
 from ..optim.engine import Snapshot
+from ..paths import user_path
 from ..render.modes import SHADED
 
 class ExportError(ValueError):
@@ -25,6 +26,7 @@ class ExportError(ValueError):
 
 
 def _parent_ok(path: Path) -> Path:
+    path = user_path(path)
     if not path.parent.is_dir():
         raise ExportError(f"cannot write {path}: the folder {path.parent} does not exist.")
     return path

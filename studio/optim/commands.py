@@ -22,6 +22,8 @@ import numpy as np
 import torch
 
 from ..render import modes as render_modes
+from ..render.raster_pass import VISIBILITY_MODES
+from ..render.shadow import SHADOW_MODES
 from ..scene.params import GROUPS, ParameterError
 from .engine_types import CommandError, EngineError, LossTerm
 from .losses import REGISTRY, LossError
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 #: Render options a front end may change between steps (see Scene.options).
-RENDER_OPTIONS = ("antialias", "filter_mode", "soft_sigma", "sdf_alpha")
+RENDER_OPTIONS = ("visibility", "antialias", "filter_mode", "soft_sigma", "sdf_alpha", "shadows")
 FILTER_MODES = ("nearest", "linear", "linear-mipmap-nearest", "linear-mipmap-linear", "auto")
 
 
@@ -123,6 +125,14 @@ def _option_value(key: str, value: object) -> object:
     call = "set_option"
     if key == "antialias":
         return check_bool(call, "antialias", value)
+    if key == "visibility":
+        if value not in VISIBILITY_MODES:
+            raise _bad(call, "visibility", f"one of {', '.join(VISIBILITY_MODES)}", value)
+        return value
+    if key == "shadows":
+        if value not in SHADOW_MODES:
+            raise _bad(call, "shadows", f"one of {', '.join(SHADOW_MODES)}", value)
+        return value
     if key == "filter_mode":
         if value not in FILTER_MODES:
             raise _bad(call, "filter_mode", f"one of {', '.join(FILTER_MODES)}", value)

@@ -121,7 +121,7 @@ def display_fields(engine: "Engine", out: Any, view: int) -> dict[str, Any]:
             def loss_fn(rgb: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
                 return loss_of(replace(out, rgb=rgb, alpha=alpha), target)
 
-            image = render_modes.display_image(mode, out, loss_fn)
+            image, fields["display_scale"] = render_modes.display_image_scaled(mode, out, loss_fn)
     except Exception as exc:  # noqa: BLE001 - a failing view must not end the worker; the run goes on
         e.display_mode = render_modes.SHADED
         e._event(f"the {mode!r} view failed ({type(exc).__name__}: {exc}), so the render shows the shaded image again.",

@@ -21,6 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
+from ..render.raster_pass import VISIBILITY_MODES
 from .params import GROUPS
 
 
@@ -28,7 +29,7 @@ class SceneError(ValueError):
     """A scene file or scene argument the studio cannot use; the message is one sentence."""
 
 
-SHADING = ("unlit", "lambert", "phong")
+SHADING = ("unlit", "lambert", "phong", "pbr")
 
 
 @dataclass
@@ -46,6 +47,8 @@ class ObjectSpec:
     albedo: Any = field(default_factory=lambda: [0.7, 0.7, 0.7])
     specular: float = 0.0
     shininess: float = 32.0
+    roughness: float = 0.5  # shading = "pbr": GGX perceptual roughness in [0, 1]
+    metallic: float = 0.0  # shading = "pbr": 0 dielectric, 1 metal
     normalize: bool = True
 
 
@@ -68,13 +71,16 @@ class LightSpec:
     direction: list[float]
     color: list[float] = field(default_factory=lambda: [1.0, 1.0, 1.0])
     intensity: float = 1.0
+    penumbra: float = 2.0  # angular radius in degrees: the width of mesh shadows' penumbra ([shadows])
 
 
 @dataclass
 class CameraSpec:
-    """An orbit camera (degrees, scene units) and the rig of target views as offsets from it."""
+    """An orbit camera (degrees, scene units) and the rig of target views as offsets from it.
+    ``fov`` spans the picture's height (``fov_axis = "y"``, the default) or its width ("x")."""
 
     fov: float = 45.0
+    fov_axis: str = "y"
     azimuth: float = 0.0
     elevation: float = 20.0
     distance: float = 3.0
@@ -114,6 +120,7 @@ class SceneSpec:
     shading: str = "lambert"
     background: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
     antialias: bool = True
+    visibility: str | None = None  # antialias | edge | soft | none; None: from ``antialias``
     steps: int = 300
     views_per_step: int = 1
     seed: int = 0
@@ -135,8 +142,8 @@ class SceneSpec:
 
 
 _TOP_KEYS = {"name", "description", "lesson", "kind", "render", "optimize", "camera", "object", "primitive",
-             "lights", "param", "loss", "export", "sdf", "teaching"}
-_TABLES = {"render", "optimize", "camera", "lights", "export", "sdf", "teaching"}
+             "lights", "param", "loss", "export", "sdf", "teaching", "shadows"}
+_TABLES = {"render", "optimize", "camera", "lights", "export", "sdf", "teaching", "shadows"}
 _ARRAYS = {"object", "primitive", "param", "loss"}
 # Vectors with a fixed number of components: (spec class, field) -> length.
 _LENGTHS = {("ObjectSpec", "position"): 3, ("ObjectSpec", "rotation"): 4, ("ObjectSpec", "albedo"): 3,
@@ -315,9 +322,14 @@ def parse_scene(text: str, source: str = "<memory>", base_dir: Path | None = Non
                                  f"[height, width], got {_shown(value)}.")
         elif key in ("shading", "background", "antialias"):
             setattr(spec, key, _check(value, get_type_hints(SceneSpec)[key], source, "[render]", key, line))
+        elif key == "visibility":
+            if value not in VISIBILITY_MODES:
+                raise SceneError(f"{source}{line}: [render] visibility must be one of {', '.join(VISIBILITY_MODES)}, "
+                                 f"got {_shown(value)}.")
+            spec.visibility = value
         else:
             raise SceneError(f"{source}{line}: unknown key {key!r} in [render]; known keys are antialias, background, "
-                             "resolution, shading.")
+                             "resolution, shading, visibility.")
     for key, value in optimize.items():
         line = lines.at("optimize", key)
         if key == "lr":
@@ -366,7 +378,7 @@ def parse_scene(text: str, source: str = "<memory>", base_dir: Path | None = Non
                                      f"number, got {_shown(value)}.")
             weight = float(entry.pop("weight", 1.0))
             spec.losses.append(LossSpec(name, weight, entry))
-    spec.extra = {k: data[k] for k in ("export", "sdf", "teaching") if k in data}
+    spec.extra = {k: data[k] for k in ("export", "sdf", "teaching", "shadows") if k in data}
     _validate(spec)
     return spec
 
@@ -380,6 +392,9 @@ def _validate(spec: SceneSpec) -> None:
     h, w = spec.resolution
     if not (8 <= h <= 4096 and 8 <= w <= 4096):
         raise SceneError(f"{src}: [render] resolution must be between 8 and 4096 pixels, got {h}x{w}.")
+    if spec.camera.fov_axis not in ("x", "y"):
+        raise SceneError(f"{src}: [camera] fov_axis must be \"y\" (fov spans the height) or \"x\" (the width), "
+                         f"got {spec.camera.fov_axis!r}.")
     if spec.steps < 0 or spec.views_per_step < 1:
         raise SceneError(f"{src}: [optimize] needs steps >= 0 and views_per_step >= 1.")
     if not 0 < spec.lr_decay <= 1:

@@ -54,7 +54,7 @@ REFUSED_AT_THE_CALL = [
     ("set_option soft_sigma to zero", lambda e: e.set_option("soft_sigma", 0),
      "Engine.set_option: soft_sigma must be a number above 0 (or None for off), got 0 (int)."),
     ("set_option of an unknown key", lambda e: e.set_option("warp_drive", True),
-     "Engine.set_option: unknown option 'warp_drive'; options are antialias"),
+     "Engine.set_option: unknown option 'warp_drive'; options are visibility, antialias"),
     ("submit with a string", lambda e: e.submit("state_dict"),
      "Engine.submit: fn must be a function, got 'state_dict' (str)."),
 ]
