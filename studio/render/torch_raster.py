@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from .backend import RenderInputError
+from .barycentrics import barycentric_derivatives, plane_ratios, triangle_planes
 from .checks import FLOAT32_64, check_finite, check_pos_tri, check_rast, check_resolution, check_tensor
 from .raster_search import DrawList, is_closed, search
 from .topology import Topology, build_topology
@@ -85,36 +86,16 @@ class TorchBackend:
         B = draws.num_images
         win_pix, win_draw = self._search(draws, tri, H, W)
 
-        # Differentiable recomputation of (u, v, z/w) for the winning fragment of each pixel.
-        # Vertex coordinates are gathered as contiguous rows ([4,3,N]) so that the per-pixel
-        # arithmetic and its backward pass stay cheap; unbind/stack never allocate dense zeros.
-        n = win_pix.numel()
-        vidx = draws.verts.index_select(0, win_draw).t().reshape(-1)  # [3N]: slot 0 of all, slot 1, ...
-        coords = draws.pos_flat.t().gather(1, vidx.expand(4, 3 * n)).view(4, 3, n)
-        (x0, x1, x2), (y0, y1, y2), (z0, z1, z2), (w0, w1, w2) = (c.unbind(0) for c in coords.unbind(0))
+        # Differentiable recomputation of (u, v, z/w) for the winning fragment of each pixel, from
+        # per-triangle planes (see studio.render.barycentrics).
+        planes = triangle_planes(draws.pos_flat, draws.verts)
         px, py = _pixel_ndc(win_pix % W, (win_pix // W) % H, W, H, pos.dtype)
-        # Vertices relative to the pixel's ray in homogeneous 2D; e_i is proportional to the
-        # perspective-correct barycentric i (the 2D cross product of the other two vertices).
-        q0, q1, q2 = x0 - px * w0, x1 - px * w1, x2 - px * w2
-        r0, r1, r2 = y0 - py * w0, y1 - py * w1, y2 - py * w2
-        e0, e1, e2 = q1 * r2 - q2 * r1, q2 * r0 - q0 * r2, q0 * r1 - q1 * r0
-        s = e0 + e1 + e2
-        u, v = e0 / s, e1 / s
-        zw = (e0 * z0 + e1 * z1 + e2 * z2) / (e0 * w0 + e1 * w1 + e2 * w2)
+        uvz = plane_ratios(planes, win_draw, px, py)
         tri_id = (draws.tri_id.index_select(0, win_draw) + 1).to(pos.dtype)
-        rast = _scatter_rows(torch.stack([u, v, zw, tri_id], 1), win_pix, B * H * W).view(B, H, W, 4)
+        rast = _scatter_rows(torch.cat([uvz, tri_id.unsqueeze(1)], 1), win_pix, B * H * W).view(B, H, W, 4)
         if not grad_db:
             return rast, torch.zeros(B, H, W, 0, dtype=pos.dtype, device=pos.device)
-
-        # d e_i / d px and d e_i / d py in NDC, then the quotient rule for u = e0/s, v = e1/s.
-        ex0, ex1, ex2 = w2 * r1 - w1 * r2, w0 * r2 - w2 * r0, w1 * r0 - w0 * r1
-        ey0, ey1, ey2 = q2 * w1 - q1 * w2, q0 * w2 - q2 * w0, q1 * w0 - q0 * w1
-        sx, sy, s2 = ex0 + ex1 + ex2, ey0 + ey1 + ey2, s * s
-        kx, ky = 2.0 / W, 2.0 / H
-        db = torch.stack([
-            (ex0 * s - e0 * sx) / s2 * kx, (ey0 * s - e0 * sy) / s2 * ky,
-            (ex1 * s - e1 * sx) / s2 * kx, (ey1 * s - e1 * sy) / s2 * ky,
-        ], 1)
+        db = barycentric_derivatives(planes, win_draw, px, py, uvz[:, :2], H, W)
         return rast, _scatter_rows(db, win_pix, B * H * W).view(B, H, W, 4)
 
     def _search(self, draws: DrawList, tri: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
