@@ -262,25 +262,29 @@ def _antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: 
     V = pos.shape[-2]
     batched_pos = pos.dim() == 3
     with torch.no_grad():
-        tid = rast[..., 3].long()  # [B,H,W], 0 = background
-        zw = rast[..., 2]
+        tid = rast[..., 3].contiguous()  # [B,H,W] float triangle id + 1, 0 = background
+        tflat, zflat = tid.view(-1), rast[..., 2].reshape(-1)
         vb = pos.detach().reshape(-1 if batched_pos else 1, V, 4)
         sil = _silhouette_edges(vb, tri, opposite, H, W)  # [nb,T,3]
         # Pixel pairs whose front triangle has no silhouette edge at all can never blend; on a
         # closed mesh that removes almost every pair inside the outline before any geometry.
         has_sil = torch.cat([torch.zeros(sil.shape[0], 1, dtype=torch.bool, device=sil.device), sil.any(-1)], 1)
-        img_of = torch.arange(B, device=tid.device).view(B, 1, 1) if batched_pos else torch.zeros(1, 1, 1, dtype=torch.long, device=tid.device)
         parts = []
-        for d, (t0, t1, z0, z1, step) in enumerate((
-            (tid[:, :, :-1], tid[:, :, 1:], zw[:, :, :-1], zw[:, :, 1:], 1),
-            (tid[:, :-1, :], tid[:, 1:, :], zw[:, :-1, :], zw[:, 1:, :], W),
+        # Only the sparse pairs with different ids are looked at further (one dense pass each way).
+        for d, (differ, step) in enumerate((
+            (tid[:, :, :-1] != tid[:, :, 1:], 1),
+            (tid[:, :-1, :] != tid[:, 1:, :], W),
         )):
-            front1 = (t0 == 0) | ((t1 > 0) & (z1 <= z0))  # pixel 1 holds the front surface
-            ftri = torch.where(front1, t1, t0)  # 1-based
-            cand = (t0 != t1) & has_sil[img_of.expand_as(ftri), ftri]
-            b, i, j = cand.nonzero().unbind(1)
+            b, i, j = differ.nonzero().unbind(1)
             p0 = (b * H + i) * W + j
-            parts.append((p0, p0 + step, front1[b, i, j], ftri[b, i, j] - 1, b, torch.full_like(b, d)))
+            t0, t1 = tflat.index_select(0, p0), tflat.index_select(0, p0 + step)
+            z0, z1 = zflat.index_select(0, p0), zflat.index_select(0, p0 + step)
+            front1 = (t0 == 0) | ((t1 > 0) & (z1 <= z0))  # pixel 1 holds the front surface
+            ftri = torch.where(front1, t1, t0).long()  # 1-based
+            img = b if batched_pos else torch.zeros_like(b)
+            keep = has_sil.view(-1).index_select(0, img * has_sil.shape[1] + ftri).nonzero().squeeze(1)
+            p0, front1, ftri, b = (t.index_select(0, keep) for t in (p0, front1, ftri, b))
+            parts.append((p0, p0 + step, front1, ftri - 1, b, torch.full_like(b, d)))
         p0, p1, f1, ftri, b, d = (torch.cat(t) for t in zip(*parts))
         if p0.numel() == 0:
             return color
