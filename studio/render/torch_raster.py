@@ -22,6 +22,7 @@ import torch
 from .backend import RenderInputError
 from .barycentrics import barycentric_derivatives, plane_ratios, triangle_planes
 from .checks import FLOAT32_64, check_finite, check_pos_tri, check_rast, check_resolution, check_tensor
+from .edge_grad import DEFAULT_DEPTH_TOLERANCE, checked_edge_grad
 from .raster_search import DrawList, is_closed, search
 from .topology import Topology, build_topology
 
@@ -229,6 +230,10 @@ class TorchBackend:
         check_finite("color", color)
         topo = self._topology_for(tri, topology_hash)
         return _antialias(color, rast, pos, tri.long(), topo.opposite, float(pos_gradient_boost))
+
+    def edge_grad(self, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor,
+                  depth_tolerance: float = DEFAULT_DEPTH_TOLERANCE) -> torch.Tensor:
+        return checked_edge_grad(color, rast, pos, tri, self.device, FLOAT32_64, depth_tolerance)
 
 
 # ---------------------------------------------------------------------- helpers
