@@ -36,7 +36,7 @@ from .model import Intrinsics, Normalisation
 log = logging.getLogger("studio.capture")
 
 #: Grid points per axis of the coarse and the fine visual hull.
-COARSE_GRID, FINE_GRID = 32, 48
+COARSE_GRID, FINE_GRID = 32, 64
 #: Times the coarse grid may double in size while the hull touches its border.
 _MAX_GROWTH = 4
 
