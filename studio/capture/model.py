@@ -62,7 +62,7 @@ class Intrinsics:
 class View:
     """One calibrated photograph of the capture."""
 
-    name: str  # file stem, unique within the capture; used for ``test/<name>.png``
+    name: str  # file stem, unique within its split (views or test_views); used for ``test/<name>.png``
     image: torch.Tensor  # [H,W,3] float32 linear RGB, top row first
     mask: torch.Tensor | None  # [H,W] float32 in [0, 1], or None
     intrinsics: Intrinsics

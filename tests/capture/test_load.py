@@ -160,3 +160,25 @@ def test_undistort_with_zero_distortion_is_the_identity():
     img = torch.rand(9, 13, 4)
     out = undistort(img, 10.0, 11.0, 6.5, 4.5, Distortion())
     torch.testing.assert_close(out, img, atol=1e-5, rtol=0)
+
+
+def test_nerfstudio_mask_path(captures, tmp_path):
+    """RGB images with nerfstudio's per-frame mask_path read back as the RGBA capture does."""
+    import imageio.v3 as iio
+
+    ref = load_capture(captures["nerf"])
+    nerf = tmp_path / "ns"
+    shutil.copytree(captures["nerf"], nerf)
+    (nerf / "masks").mkdir()
+    meta = json.loads((nerf / "transforms_train.json").read_text())
+    for fr in meta["frames"]:
+        p = nerf / (fr["file_path"] + ".png")
+        rgba = iio.imread(p)
+        iio.imwrite(p, rgba[..., :3])
+        iio.imwrite(nerf / "masks" / p.name, rgba[..., 3])
+        fr["mask_path"] = f"masks/{p.name}"
+    (nerf / "transforms_train.json").write_text(json.dumps(meta))
+    cap = load_capture(nerf)
+    for a, b in zip(cap.views, ref.views):
+        torch.testing.assert_close(a.mask, b.mask, atol=1e-6, rtol=0)
+        torch.testing.assert_close(a.image, b.image, atol=1e-6, rtol=0)
