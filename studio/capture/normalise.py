@@ -146,9 +146,9 @@ def estimate_normalisation(cams: Sequence[tuple[np.ndarray, Intrinsics]], masks:
                            "disagree; check that each mask belongs to its image and the poses are camera-to-world.")
     lo, hi = pts.amin(0) - voxel, pts.amax(0) + voxel
     box_centre = ((lo + hi) / 2).numpy()
-    pts, voxel = _carve(box_centre, float((hi - lo).max()) / 2, FINE_GRID, hull_cams, hull_masks)
-    if len(pts) == 0:
-        pts = torch.from_numpy(box_centre)[None]
+    fine, fine_voxel = _carve(box_centre, float((hi - lo).max()) / 2, FINE_GRID, hull_cams, hull_masks)
+    if len(fine):  # else the hull is thinner than the fine grid's spacing: keep the coarse one
+        pts, voxel = fine, fine_voxel
     centre = ((pts.amin(0) + pts.amax(0)) / 2).numpy()
     radius = float((pts - torch.from_numpy(centre)).norm(dim=1).max()) + voxel * math.sqrt(3) / 2
     return Normalisation(tuple(float(x) for x in centre), 1.0 / radius), \

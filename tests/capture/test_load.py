@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import trimesh
 
 from studio.capture import load_capture, write_colmap
 from studio.capture.colmap_files import ColmapCamera, read_model, write_model
@@ -182,3 +182,24 @@ def test_nerfstudio_mask_path(captures, tmp_path):
     for a, b in zip(cap.views, ref.views):
         torch.testing.assert_close(a.mask, b.mask, atol=1e-6, rtol=0)
         torch.testing.assert_close(a.image, b.image, atol=1e-6, rtol=0)
+
+
+def test_normalisation_refuses_parallel_views_and_disagreeing_masks(synth_views):
+    from studio.capture import CaptureError
+    from studio.capture.normalise import estimate_normalisation
+
+    train, _, _ = synth_views
+    one = train[0]
+    parallel = [(one.cam_to_world.double().numpy(), one.intrinsics)] * 3
+    with pytest.raises(CaptureError, match="nearly parallel"):
+        estimate_normalisation(parallel, [one.mask] * 3, Path("capture.json"))
+    # Each view with a mask in a corner it does not share with the others: no point is in all.
+    cams = [(v.cam_to_world.double().numpy(), v.intrinsics) for v in train]
+    masks = []
+    for i in range(len(train)):
+        m = torch.zeros(RES, RES)
+        m[:4, :4] = 1.0 if i % 2 else 0.0
+        m[-4:, -4:] = 0.0 if i % 2 else 1.0
+        masks.append(m)
+    with pytest.raises(CaptureError, match="capture.json: no point of space is inside every mask"):
+        estimate_normalisation(cams, masks, Path("capture.json"))
