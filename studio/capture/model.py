@@ -4,7 +4,9 @@ Every reader (NeRF/Blender ``transforms*.json``, COLMAP text or binary models) c
 conventions once, at the edge, into these types, so nothing downstream knows where a capture
 came from:
 
-- images are ``[H,W,3]`` float32 **linear** RGB, top row first (sRGB files are decoded);
+- images are ``[H,W,3]`` float32 **linear** RGB, top row first (sRGB files are decoded); a view
+  with a mask holds the object over black (colour multiplied by the mask, as alpha-composited
+  renders over a black background are);
 - masks are ``[H,W]`` float32 in [0, 1] (1 = object), or None when the capture has none;
 - intrinsics are pinhole, in pixels, with OpenCV/COLMAP's pixel convention: the centre of the
   top-left pixel is at (0.5, 0.5), u grows to the right and v downwards;
