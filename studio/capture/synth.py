@@ -149,8 +149,8 @@ def capture_rigs(views: int, test_views: int, res: int) -> tuple[list, list]:
 
 def render_views(obj: SynthObject, cams: Sequence[tuple[torch.Tensor, Intrinsics]], names: Sequence[str],
                  backend_name: str = "torch") -> list[View]:
-    """Render the object from each camera (unit frame): views with [H,W,3] linear RGB over black
-    and the antialiased coverage as mask."""
+    """Render the object from each camera (unit frame; the cameras share one image size): views
+    with [H,W,3] linear RGB over black and the antialiased coverage as mask."""
     backend = get_backend(backend_name, "cpu")
     m = obj.mesh
     verts, faces = m.vertices.float(), m.faces.int().contiguous()
@@ -165,10 +165,10 @@ def render_views(obj: SynthObject, cams: Sequence[tuple[torch.Tensor, Intrinsics
     with torch.no_grad():
         for start in range(0, len(cams), _BATCH):
             batch = cams[start:start + _BATCH]
-            k = batch[0][1]
+            size = (batch[0][1].height, batch[0][1].width)
             c2w = torch.stack([c for c, _ in batch])
-            mvp = torch.stack([k.projection() @ torch.linalg.inv(c) for c, _ in batch])
-            gb = raster_gbuffer(backend, to_clip(verts, mvp).contiguous(), faces, (k.height, k.width), world_pos=verts,
+            mvp = torch.stack([kk.projection() @ torch.linalg.inv(c) for c, kk in batch])
+            gb = raster_gbuffer(backend, to_clip(verts, mvp).contiguous(), faces, size, world_pos=verts,
                                 normals=normals, eye=c2w[:, :3, 3], forward=-c2w[:, :3, 2], colors=colors, uv=uv,
                                 uv_tri=m.uv_faces if uv is not None else None, topology=topology)
             albedo = gb.albedo
@@ -183,14 +183,16 @@ def render_views(obj: SynthObject, cams: Sequence[tuple[torch.Tensor, Intrinsics
     return out
 
 
-def _similarity(scale: float, rotation: np.ndarray, offset: Sequence[float]) -> np.ndarray:
+def similarity(scale: float, rotation: np.ndarray, offset: Sequence[float]) -> np.ndarray:
+    """[4,4] float64 map of the unit frame into a capture world: ``scale * rotation @ x + offset``."""
     t = np.eye(4)
     t[:3, :3] = scale * np.asarray(rotation, dtype=np.float64)
     t[:3, 3] = offset
     return t
 
 
-def _to_world(v: View, world: np.ndarray, scale: float) -> View:
+def view_to_world(v: View, world: np.ndarray, scale: float) -> View:
+    """The view moved by the similarity ``world`` of scale ``scale`` (the image is unchanged)."""
     c2w = v.cam_to_world.double().numpy()
     out = np.eye(4)
     out[:3, :3] = world[:3, :3] / scale @ c2w[:3, :3]
@@ -234,12 +236,12 @@ def make_capture(source: str | SynthObject, out: str | Path, views: int = 32, re
     if views < 2 or test_views < 0 or res < 8:
         raise CaptureError(f"a capture needs at least 2 views of at least 8 pixels (got {views} views at {res}).")
     obj = source if isinstance(source, SynthObject) else load_object(source, texture)
-    world = _similarity(world_scale, np.eye(3) if world_rotation is None else world_rotation, world_offset)
+    world = similarity(world_scale, np.eye(3) if world_rotation is None else world_rotation, world_offset)
     train_cams, test_cams = capture_rigs(views, test_views, res)
     train = render_views(obj, train_cams, [f"r_{i}" for i in range(views)])
     test = render_views(obj, test_cams, [f"r_{i}" for i in range(test_views)]) if test_views else []
-    train = [_to_world(v, world, world_scale) for v in train]
-    test = [_to_world(v, world, world_scale) for v in test]
+    train = [view_to_world(v, world, world_scale) for v in train]
+    test = [view_to_world(v, world, world_scale) for v in test]
 
     v_world = obj.mesh.vertices.double().numpy() @ world[:3, :3].T + world[:3, 3]
     return write_capture(out, layout, train, test, trimesh.Trimesh(v_world, obj.mesh.faces.numpy(), process=False),
