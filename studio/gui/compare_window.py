@@ -111,8 +111,7 @@ class CompareWindow:
             self.summary = Text("", parent=self.window, color=_GREY, wrap=0)
             self.job = JobControls(jobs, fail, "comparing the runs", go=self.run, cancel=self.cancel, bar=self.bar,
                                    message=self.summary, starting="starting the runs...")
-            # Error curves fall from the top left: the bottom left stays free for the legend.
-            self.plot = CurvePlot(self.window, "", "error (log scale)", legend=dpg.mvPlot_Location_SouthWest)
+            self.plot = CurvePlot(self.window, "", "error (log scale)")
             dpg.configure_item(self.plot.plot, width=-1, height=-1)
 
     # ------------------------------------------------------------------ opening

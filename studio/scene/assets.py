@@ -3,7 +3,7 @@
 Scene files name assets as strings:
 
 - meshes: ``"procedural:NAME[:ARG]"`` (cube, icosphere:N, uv_sphere, torus, peanut:N,
-  lobed_sphere:N, critter:N, ground:N) or a mesh file path relative to the scene file;
+  lobed_sphere:N, critter:N, textured_critter:ROWS, ground:N) or a mesh file path relative to the scene file;
 - textures: ``"NAME[:SIZE]"`` (checkerboard, uv_grid, planet) or an image path;
 - environment light: ``"sky[:SIZE]"`` or ``"studio[:SIZE]"`` (cube maps) or ``"sky_sh"`` (the sky's 9
   SH coefficients).
@@ -17,7 +17,8 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..images import ImageError, read_image, srgb_to_linear
+from ..images import ImageError, read_linear
+from ..paths import user_path
 from ..render.envmap import cube_directions, cube_sh
 from . import procedural
 from .mesh import Mesh, load_mesh, normalize_mesh
@@ -32,6 +33,7 @@ _MESHES: dict[str, Callable[..., Mesh]] = {
     "peanut": lambda n="4": procedural.peanut(int(n)),
     "lobed_sphere": lambda n="4": procedural.lobed_sphere(int(n)),
     "critter": lambda n="4": procedural.critter(int(n)),
+    "textured_critter": lambda rows="48": procedural.textured_critter(int(rows), 2 * int(rows)),
 }
 
 
@@ -51,8 +53,7 @@ def resolve_mesh(ref: str, base_dir: Path, normalize: bool = True) -> Mesh:
         except (TypeError, ValueError):
             raise SceneError(f"procedural mesh {ref!r} has a bad argument; e.g. procedural:icosphere:3.") from None
         return normalize_mesh(mesh) if normalize else mesh
-    path = Path(ref)
-    return load_mesh(path if path.is_absolute() else base_dir / path, normalize=normalize)
+    return load_mesh(user_path(ref, base_dir), normalize=normalize)
 
 
 def _size(args: list[str], default: int) -> int:
@@ -85,15 +86,16 @@ def resolve_texture(ref: str, base_dir: Path) -> torch.Tensor:
         return sky_sh()
     if name == "studio":
         return studio_radiance(cube_directions(_size(args, 32)))
-    path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-        img = read_image(path)
+    path = user_path(ref, base_dir)
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".exr", ".npy"):
+        img = read_linear(path)
         if img.shape[-1] < 3:
             img = np.repeat(img[..., :1], 3, -1)
-        return torch.from_numpy(srgb_to_linear(img[..., :3])).float()
+        return torch.from_numpy(np.ascontiguousarray(img[..., :3])).float()
     if path.exists():
-        raise ImageError(f"texture {path} is not a PNG/JPEG/BMP/TIFF image.")
-    raise SceneError(f"unknown texture {ref!r}; use checkerboard, uv_grid, planet, sky, sky_sh, studio or an image file.")
+        raise ImageError(f"texture {path} is not a PNG/JPEG/BMP/TIFF/EXR/NPY image.")
+    raise SceneError(f"unknown texture {ref!r}; use checkerboard, uv_grid, planet, sky, sky_sh, studio or an image "
+                     "file.")
 
 
 def sky_radiance(d: torch.Tensor) -> torch.Tensor:

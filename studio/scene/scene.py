@@ -243,26 +243,39 @@ class Scene(SceneBase):
     # ------------------------------------------------------------------ metrics
 
     def _vertex_error(self) -> GroupError | None:
-        """Geometry error of the optimised meshes in scene units (RMS over objects): vertex RMSE
-        against the true vertices, or, with ``metric = "chamfer"`` and for objects fitted to a
-        target mesh (no vertex correspondence), the symmetric point-to-surface Chamfer distance."""
+        """Geometry error of the optimised meshes in world space, scene units (RMS over objects):
+        vertex RMSE against the true vertices, or, with ``metric = "chamfer"`` and for objects fitted
+        to a target mesh (no vertex correspondence), the symmetric point-to-surface Chamfer distance.
+
+        Both sides are placed by their object's position, rotation and scale (the fit's current
+        ones, the truth's ground truth), so moving, turning or scaling an object is an error too."""
         total, count = 0.0, 0
         values = self.params.values()
+        truth_pose = {n: self._truth(self.params[n]).to(self.device) for n in values
+                      if n.endswith((".position", ".rotation", ".scale"))}
         with torch.no_grad():
             for o in self.objects:
                 name = f"{o.name}.vertices"
                 if not self.params[name].trainable:
                     continue
-                x = self.object_vertices(o, values)
+                x = self._to_world(o, self.object_vertices(o, values), values)
                 truth = self._gt_vertices.get(name)
                 if self._vertex_metric[name] == "rmse":
-                    total += float((x - truth).square().sum(-1).mean())
+                    total += float((x - self._to_world(o, truth, truth_pose)).square().sum(-1).mean())
                 elif truth is not None:
-                    total += float(surface_chamfer(x, o.mesh.faces, truth, o.mesh.faces)) ** 2
+                    total += float(surface_chamfer(x, o.mesh.faces, self._to_world(o, truth, truth_pose),
+                                                   o.mesh.faces)) ** 2
                 else:
-                    total += float(surface_chamfer(x, o.mesh.faces, o.target.vertices, o.target.faces)) ** 2
+                    total += float(surface_chamfer(x, o.mesh.faces, self._to_world(o, o.target.vertices, truth_pose),
+                                                   o.target.faces)) ** 2
                 count += 1
         return GroupError(math.sqrt(total / count), "units") if count else None
+
+    @staticmethod
+    def _to_world(o: _Object, v_obj: torch.Tensor, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Object-space vertices [V,3] of ``o`` -> world space with its scale, rotation and position."""
+        rot = quaternion_to_matrix(values[f"{o.name}.rotation"])
+        return (v_obj * values[f"{o.name}.scale"]) @ rot.T + values[f"{o.name}.position"]
 
     def object_vertices(self, o: _Object, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Object-space vertex positions [V,3] of ``o``."""
@@ -288,8 +301,7 @@ class Scene(SceneBase):
                 v_obj, f_obj = self._gt_vertices[f"{o.name}.vertices"], o.mesh.faces
             else:
                 v_obj, f_obj = self.object_vertices(o, values), o.mesh.faces
-            rot = quaternion_to_matrix(values[f"{o.name}.rotation"])
-            v = (v_obj * values[f"{o.name}.scale"]) @ rot.T + values[f"{o.name}.position"]
+            v = self._to_world(o, v_obj, values)
             verts.append(v)
             normals.append(vertex_normals(v, f_obj))
             faces.append(f_obj + offset)
@@ -307,7 +319,7 @@ class Scene(SceneBase):
         gb = raster_gbuffer(self.backend, pos, faces, self.resolution, world_pos=verts, normals=normals, eye=eye,
                             forward=fwd, colors=colors, uv=uv, uv_tri=uv_faces,
                             tri_object=self._tri_object if faces.shape == self._faces.shape else None,
-                            antialias=bool(self.options.get("antialias", True)), topology=topology,
+                            visibility=self.options["visibility"], topology=topology,
                             soft_sigma=self.options.get("soft_sigma"))
         return self.shade(self._with_shadows(gb, verts, faces, topology, values, target), values)
 
