@@ -204,12 +204,16 @@ class RunVideo:
     def path(self) -> Path:
         return self.writer.path
 
+    def due(self, snap: Any, force: bool = False) -> bool:
+        """Whether :meth:`add` would write a frame for ``snap``."""
+        if snap is None or snap.step == self._last:
+            return False
+        return force or self._last is None or snap.step >= self._last + self.every
+
     def add(self, snap: Any, force: bool = False) -> bool:
         """Add a frame for ``snap`` (an engine Snapshot) when ``every`` steps have passed since the
         last frame (or ``force``, e.g. for the final step); True when a frame was written."""
-        if snap is None or (not force and self._last is not None and snap.step < self._last + self.every):
-            return False
-        if force and snap.step == self._last:
+        if not self.due(snap, force):
             return False
         units = {g: e.unit for g, e in snap.group_errors.items()}
         self.writer.write(run_frame(snap.target, snap.render, snap.diff, snap.history, self.steps, units, snap.step))
