@@ -30,7 +30,7 @@ DIFF_VMAX = 0.25
 MAX_GIF_FRAMES = 240
 #: Smallest height of the picture row: small renders are enlarged by a whole factor (crisp pixels).
 MIN_PANEL_PX = 240
-PLOT_HEIGHT = 200
+PLOT_HEIGHT = 250
 _LOSS_COLORS = [(255, 140, 0), (0, 160, 190), (200, 170, 0), (220, 60, 150), (110, 110, 230), (120, 170, 60)]
 _VIDEO_HINT = "pip install imageio-ffmpeg, a dependency of the studio that ships its own ffmpeg"
 
