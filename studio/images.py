@@ -105,6 +105,7 @@ def _decode(path: Path) -> tuple[np.ndarray, np.dtype]:
     """(float32 [H,W,C] image with C in {1,3,4} and values as in :func:`read_image`, the file's dtype)."""
     if not path.exists():
         raise ImageError(f"image file {path} does not exist.")
+    check_pixel_limit(path)
     suffix = path.suffix.lower()
     try:
         if suffix == ".exr":
@@ -146,6 +147,51 @@ def _read_exr(path: Path) -> np.ndarray:
         if all(n in channels for n in names):
             return np.stack([channels[n] for n in names], -1)
     raise ImageError(f"EXR image {path} has channels {', '.join(sorted(channels))}; expected R, G, B (and A) or Y.")
+
+
+#: Largest image the studio decodes, in pixels (4096², the largest render resolution): decoded as
+#: float32 RGBA a bigger one costs gigabytes of memory, whatever its file size.
+MAX_PIXELS = 4096 * 4096
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _header_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header without decoding its pixels; None when the header
+    says the image is too big to even open (Pillow's decompression-bomb guard)."""
+    with path.open("rb") as f:
+        head = f.read(24)
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+    import warnings
+
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we say it ourselves
+            with Image.open(path) as im:  # lazy: reads the header only
+                return im.size
+    except Image.DecompressionBombError:
+        return None
+    except Exception:  # noqa: BLE001 - not an image Pillow knows: imageio gets its turn and says so
+        return 0, 0
+
+
+def check_pixel_limit(path: str | Path, max_pixels: int = MAX_PIXELS) -> None:
+    """Refuse an image with more than ``max_pixels`` pixels, judged from its header *before* any
+    pixel is decoded (so a small file of a huge image cannot exhaust the memory).
+
+    Raises:
+        ImageError: names the file, its size, the limit, and to downscale it.
+    """
+    path = Path(path)
+    size = _header_size(path)
+    if size is not None and size[0] * size[1] <= max_pixels:
+        return
+    what = f"{size[0]}x{size[1]} pixels" if size is not None else "too large to open"
+    side = int(max_pixels ** 0.5)
+    raise ImageError(f"image file {path} is {what}, more than the {max_pixels / 1e6:.1f} megapixels "
+                     f"({side}x{side}) the studio reads; downscale it first (it was not loaded).")
 
 
 def resize(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -97,5 +97,92 @@ def line_plot(path: str | Path, series: Sequence[Series], *, title: str = "", xl
               ylabel: str = "", log_y: bool = False, size: tuple[int, int] = (900, 520)) -> None:
     """Write :func:`plot_image` to a PNG (parent folders are created)."""
     img = plot_image(series, title=title, xlabel=xlabel, ylabel=ylabel, log_y=log_y, size=size)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    img.save(path)
+
+
+#: One group's values at each category of a panel: (label, group for the colour, [values per category]).
+Spread = tuple[str, str, Sequence[Sequence[float]]]
+
+
+def spread_plot(path: str | Path, panels: Sequence[tuple[str, Sequence[str], Sequence[Spread]]], *,
+                title: str = "", ylabel: str = "", log_y: bool = True,
+                references: Mapping[str, float] | None = None, panel_size: tuple[int, int] = (420, 420)) -> None:
+    """Write side-by-side panels of values against categories: a dot per value, a bar from the
+    lowest to the highest (the spread, e.g. over seeds) and the medians joined by a line.
+
+    Args:
+        panels: (x axis label, category names, spreads); every spread has one list of values per
+            category (empty where it has none).  Values <= 0 are left out on a log axis.
+        references: group -> a value drawn as a dashed line across every panel (e.g. the error
+            the runs started from).
+    """
+    references = dict(references or {})
+    pw, ph = panel_size
+    left, top, right, bottom = _MARGIN
+    width = max(len(panels) * pw, 7 * len(title) + left + 10)  # room for the title (about 7 px per character)
+    img = Image.new("RGB", (width, ph + 16 * max(len(p[2]) for p in panels) + 10), (255, 255, 255))
+    d = ImageDraw.Draw(img)
+    font = ImageFont.load_default(size=13)
+    vals = [v for _, _, spreads in panels for _, _, per in spreads for vs in per for v in vs]
+    vals = [v for v in vals + list(references.values()) if math.isfinite(v) and (v > 0 or not log_y)]
+    if not vals:
+        d.text((left, top), "no data", fill=(0, 0, 0), font=font)
+        img.save(path)
+        return
+    tr = (lambda v: math.log10(v)) if log_y else (lambda v: v)
+    y0, y1 = tr(min(vals)), tr(max(vals))
+    if y1 - y0 < 1e-9:
+        y0, y1 = y0 - 0.5, y1 + 0.5
+    pad = 0.08 * (y1 - y0)
+    y0, y1 = y0 - pad, y1 + pad
+    w, h = pw - left - right, ph - top - bottom
+
+    def py(v: float) -> float:
+        return top + (1 - (tr(v) - y0) / (y1 - y0)) * h
+
+    ticks = [t for t in _ticks(y0, y1, log_y) if y0 <= tr(t) <= y1]
+    if log_y and len(ticks) < 3:  # less than two decades shown: label values in between as well
+        lo, hi = 10**y0, 10**y1
+        step = 10 ** math.floor(math.log10(hi - lo) - 1)
+        step *= next(m for m in (1, 2, 5, 10, 20, 50, 100) if (hi - lo) / (step * m) <= 6)
+        ticks = [t for t in np.arange(math.ceil(lo / step) * step, hi, step) if t > 0]
+    for k, (xlabel, cats, spreads) in enumerate(panels):
+        ox = k * pw
+        for t in ticks:
+            d.line([(ox + left, py(t)), (ox + left + w, py(t))], fill=(230, 230, 230))
+            d.text((ox + 4, py(t) - 6), f"{t:.3g}", fill=(60, 60, 60), font=font)
+        d.rectangle([ox + left, top, ox + left + w, top + h], outline=(0, 0, 0))
+        for group, v in references.items():
+            if math.isfinite(v) and (v > 0 or not log_y):
+                for x in range(ox + left, ox + left + w, 8):
+                    d.line([(x, py(v)), (min(x + 4, ox + left + w), py(v))], fill=GROUP_COLORS.get(group, (0, 0, 0)),
+                           width=1)
+        step = w / max(len(cats), 1)
+        for c, name in enumerate(cats):
+            d.text((ox + left + step * (c + 0.5) - 3.5 * len(name), top + h + 6), name, fill=(0, 0, 0), font=font)
+        d.text((ox + left + w // 2 - 3.5 * len(xlabel), ph - 20), xlabel, fill=(0, 0, 0), font=font)
+        for s, (label, group, per) in enumerate(spreads):
+            color = GROUP_COLORS.get(group, (0, 0, 0))
+            # Groups side by side within a category, so that their spreads do not hide each other.
+            shift = (s - (len(spreads) - 1) / 2) * min(14.0, step / (2 * len(spreads)))
+            medians = []
+            for c, vs in enumerate(per):
+                vs = sorted(v for v in vs if math.isfinite(v) and (v > 0 or not log_y))
+                if not vs:
+                    continue
+                x = ox + left + step * (c + 0.5) + shift
+                d.line([(x, py(vs[0])), (x, py(vs[-1]))], fill=color, width=2)
+                for v in vs:
+                    d.ellipse([x - 3, py(v) - 3, x + 3, py(v) + 3], fill=color)
+                medians.append((x, py(float(np.median(vs)))))
+            if len(medians) > 1:
+                d.line(medians, fill=color, width=1)
+            if k == 0:
+                ly = ph + 4 + 16 * s
+                d.line([(left, ly + 7), (left + 24, ly + 7)], fill=color, width=2)
+                d.text((left + 30, ly), label, fill=(0, 0, 0), font=font)
+    d.text((left, 6), title, fill=(0, 0, 0), font=font)
+    d.text((left, 22), ylabel, fill=(90, 90, 90), font=font)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     img.save(path)

@@ -44,6 +44,7 @@ class Options:
     mesh: str | None = None  # a mesh file for the first object: the shape the (synthetic) targets show
     threads: int | None = None  # CPU threads of the steps; None: measured (studio.optim.threads)
     target_colorspace: str | None = None  # "srgb" | "linear": how --target is encoded (None: by file type)
+    group_lr: dict[str, float] = field(default_factory=dict)  # group -> learning rate, over the scene's [optimize] lr
 
 
 def parse_resolution(text: str | int | tuple | list) -> tuple[int, int]:
@@ -78,6 +79,7 @@ def apply_overrides(spec: SceneSpec, opts: Options) -> SceneSpec:
         spec.seed = opts.seed
     if opts.restarts is not None:
         spec.restarts = max(0, opts.restarts)
+    spec.group_lr = {**spec.group_lr, **opts.group_lr}
     if opts.mesh is not None:
         if not spec.objects:
             raise SceneError(f"scene {spec.name!r} has no mesh object to load {opts.mesh} into; pick a mesh "

@@ -25,7 +25,8 @@ from typing import Any, Callable
 import dearpygui.dearpygui as dpg
 import torch
 
-from ..optim.engine import Engine, Snapshot
+from ..optim.engine import WATCHDOG_S, Engine, Snapshot
+from ..optim.watchdog import run_guarded
 from ..paths import user_path
 from ..render.modes import SHADED
 from ..scenarios import DEFAULT_SCENARIO, list_scenarios, scenario_path
@@ -48,6 +49,7 @@ from .startup import LoadingProgress, prewarm_imports
 from .status import ERROR, INFO, WARNING, LogPanel, StatusBar
 from .teaching_panel import TeachingActions, TeachingPanel
 from .toolbar import DEFAULT_DEVICE, Toolbar, ToolbarActions
+from .watchdog_prompt import StallPrompt
 
 log = logging.getLogger("studio.gui")
 
@@ -154,6 +156,7 @@ class App(FileActions):
         self._interacted_at = 0.0
         self.idle_fps = IDLE_FPS  # scripts that drive the window (tests) may want it faster
         self._show_error = ""
+        self._dead: Engine | None = None  # the engine whose dead worker was reported
 
     # ------------------------------------------------------------------ set-up
 
@@ -205,6 +208,7 @@ class App(FileActions):
             self.status = StatusBar(self.window)
         self.compare_window = CompareWindow(self.jobs, self.report, self.fail)
         self.export_dialog = ExportDialog(self.jobs, self.report, self.fail)
+        self.stall_prompt = StallPrompt(self.restart_engine)
         self.dialogs = {
             "mesh": FileDialog("Load mesh", MESH_TYPES, self.load_mesh),
             "target": FileDialog("Load target image", IMAGE_TYPES, self.load_target),
@@ -275,6 +279,7 @@ class App(FileActions):
             self._status_at = now
             self._safely("updating the status bar", self._show_figures)
             self._safely("updating the controls", self._sync_controls)
+            self._safely("checking the optimiser", self._check_worker)
         dpg.render_dearpygui_frame()
         if self.visible_after is None:
             self.visible_after = time.perf_counter() - self.opened_at
@@ -457,9 +462,12 @@ class App(FileActions):
 
     # ------------------------------------------------------------------ loading scenes
 
-    def load(self, opts: Options, then: Callable[[], None] | None = None, what: str | None = None) -> None:
+    def load(self, opts: Options, then: Callable[[], None] | None = None,
+             prepare: Callable[[Engine], None] | None = None, what: str | None = None) -> None:
         """Build ``opts`` in the background; the current scene keeps running until it is ready.
-        ``what`` names a file loaded into the scene (a mesh, a target image) for the status bar."""
+        ``prepare(engine)`` runs on the new engine before it replaces the current one (e.g. restoring
+        a session): when it fails, the current scene and run stay.  ``what`` names a file loaded into
+        the scene (a mesh, a target image) for the status bar."""
         if self._loading:
             self.report("a scene is still loading; try again in a moment.", INFO)
             return
@@ -489,7 +497,16 @@ class App(FileActions):
                 self._sync_pickers(self.ws.opts)
 
         self.loading = LoadingProgress()
-        self.jobs.run(lambda: build_engine(opts, self.loading.report), done, failed)
+
+        def build() -> tuple:
+            # Plugin files are imported here: one stuck in a loop is reported, not waited for.
+            result = run_guarded(lambda: build_engine(opts, self.loading.report), WATCHDOG_S,
+                                 "importing plugins and building the scene")
+            if prepare is not None:
+                prepare(result[1])  # the worker is not started yet: this runs right here
+            return result
+
+        self.jobs.run(build, done, failed)
 
     def _attach(self, ws: Workspace, notes: list[str], what: str | None = None) -> None:
         old = self.ws
@@ -613,6 +630,28 @@ class App(FileActions):
     def choose_device(self, device: str) -> None:
         self._reload_with(device=None if device == DEFAULT_DEVICE else device)
 
+    # ------------------------------------------------------------------ a stuck or dead worker
+
+    def _check_worker(self) -> None:
+        """Offer a way out of a stuck step, and say so when the worker is gone."""
+        engine = self.ws.engine if self.ws is not None else None
+        self.stall_prompt.update(engine.stalled if engine is not None else None)
+        if engine is not None and engine.dead and engine is not self._dead:
+            self._dead = engine
+            last = engine.events()[-1].split("\n")[0] if engine.events() else "no message"
+            self.report(f"the optimiser has stopped ({last.rstrip('.')}); reload the scene or load a saved session.",
+                        ERROR)
+
+    def restart_engine(self, disable: str | None) -> None:
+        """Abandon the stuck worker and go on from the last good state in a new engine, with the
+        loss ``disable`` switched off."""
+        if self.ws is None:
+            return
+        engine = self.ws.engine.restarted([disable] if disable else [])
+        self._attach(Workspace(self.ws.opts, self.ws.scene, engine), [])
+        self.report(f"restarted from the last good state (step {engine.step_count})"
+                    + (f" with loss {disable!r} disabled." if disable else "."), INFO)
+
     # ------------------------------------------------------------------ screenshot mode
 
     def _screenshot_step(self) -> None:
@@ -653,7 +692,8 @@ def options_from_args(args: argparse.Namespace) -> Options:
     return Options(scene=getattr(args, "scene", None) or DEFAULT_SCENARIO, backend=getattr(args, "backend", "auto"),
                    device=getattr(args, "device", None),
                    resolution=parse_resolution(args.res) if getattr(args, "res", None) else None,
-                   seed=getattr(args, "seed", None), plugin_dirs=list(getattr(args, "plugins", None) or []))
+                   seed=getattr(args, "seed", None), plugin_dirs=list(getattr(args, "plugins", None) or []),
+                   render_options={"visibility": args.visibility} if getattr(args, "visibility", None) else {})
 
 
 def run_gui(args: argparse.Namespace) -> int:

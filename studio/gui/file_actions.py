@@ -76,9 +76,9 @@ class FileActions:
             same = self.ws is not None and (want.scene, want.mesh, want.target) == (cur.scene, cur.mesh, cur.target) \
                 and list(self.ws.scene.resolution) == list(res or self.ws.scene.resolution)
             if same:
-                restore(state)
-            else:
-                self.load(want, then=lambda: restore(state))
+                restore(state)  # all or nothing: a state that does not fit leaves the run as it was
+            else:  # restored into the new engine before it replaces the current run
+                self.load(want, then=lambda: restored(None), prepare=lambda e: e.load_state_dict(state))
 
         self.jobs.run(lambda: session.read_session(path), opened, lambda exc: self.fail("loading the session", exc))
 

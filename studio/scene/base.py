@@ -18,10 +18,12 @@ import torch
 
 from ..render.backend import Backend
 from ..render.gbuffer import GBuffer
+from ..render.raster_pass import resolve_visibility
 from ..render.shading import Lights, shade
 from .assets import resolve_texture
 from .camera import look_at, orbit_eye, perspective, rotation_angle_deg
 from .params import GroupError, Parameter, ParameterError, ParameterSet
+from .render_options import RenderOptions
 from .spec import FreeParamSpec, SceneError, SceneSpec
 
 log = logging.getLogger("studio.scene")
@@ -68,8 +70,9 @@ class SceneBase:
     Args:
         spec: the parsed scene file.
         backend: rendering backend (its device is the scene's device).
-        options: render switches (``antialias``, ``filter_mode``, ``soft_sigma``, ``sdf_alpha``),
-            changed at run time through ``Engine.set_option``.
+        options: render switches (``visibility`` with its aliases ``antialias`` and ``soft_sigma``,
+            ``filter_mode``, ``sdf_alpha``; see :class:`RenderOptions`), changed at run time
+            through ``Engine.set_option``.
     """
 
     def __init__(self, spec: SceneSpec, backend: Backend, **options: object):
@@ -77,7 +80,7 @@ class SceneBase:
         self.backend = backend
         self.device = backend.device
         self.resolution = spec.resolution
-        self.options: dict[str, object] = {"antialias": spec.antialias, **options}
+        self.options = RenderOptions(resolve_visibility(spec.visibility, spec.antialias), **options)
         self.params = ParameterSet()
         self._build_content()
         self._build_lights()
@@ -112,6 +115,11 @@ class SceneBase:
     def material_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):
         """(albedo [B,H,W,3], specular [B,H,W,1], shininess [B,H,W,1]) at every pixel."""
         raise NotImplementedError
+
+    def pbr_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):
+        """(roughness [B,H,W,1], metallic [B,H,W,1]) for the "pbr" shading model, or (None, None)
+        for the defaults of :func:`studio.render.shading.shade`."""
+        return None, None
 
     # ------------------------------------------------------------------ building
 
@@ -313,7 +321,9 @@ class SceneBase:
         """Material, lighting and compositing over the background on a G-buffer, then the
         renderer's ``finish`` (silhouette antialiasing for meshes)."""
         albedo, specular, shininess = self.material_maps(gb, values)
-        color = shade(gb, albedo, self.lights(values), self.spec.shading, specular, shininess, self.backend)
+        rough, metal = self.pbr_maps(gb, values) if self.spec.shading == "pbr" else (None, None)
+        color = shade(gb, albedo, self.lights(values), self.spec.shading, specular, shininess, self.backend,
+                      roughness=rough, metallic=metal)
         bg = torch.tensor(self.spec.background, dtype=color.dtype, device=color.device)
         composite = torch.cat([color * gb.alpha + bg * (1 - gb.alpha), gb.alpha], -1)
         out = gb.finish(composite)
