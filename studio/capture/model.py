@@ -90,6 +90,14 @@ class Normalisation:
     centre: tuple[float, float, float] = (0.0, 0.0, 0.0)
     scale: float = 1.0
 
+    def to_unit(self, points: torch.Tensor) -> torch.Tensor:
+        """World points [...,3] -> normalised (unit-sphere) points [...,3]."""
+        return (points - torch.tensor(self.centre, dtype=points.dtype, device=points.device)) * self.scale
+
+    def to_world(self, points: torch.Tensor) -> torch.Tensor:
+        """Normalised points [...,3] -> the capture's world units [...,3]."""
+        return points / self.scale + torch.tensor(self.centre, dtype=points.dtype, device=points.device)
+
 
 @dataclass(frozen=True)
 class Capture:
@@ -100,6 +108,7 @@ class Capture:
     views: tuple[View, ...]  # training views
     test_views: tuple[View, ...] = ()  # held-out views (transforms_test.json, or every K-th)
     normalisation: Normalisation = field(default_factory=Normalisation)
+    points: torch.Tensor | None = None  # [P,3] float32 sparse points (COLMAP points3D), normalised units
 
     @property
     def resolution(self) -> tuple[int, int]:

@@ -110,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result.written} images ({result.splits['train']} train, {result.splits['val']} val) to "
           f"{result.out} in {result.seconds:.1f} s ({result.images_per_second:.1f} images/s); labels: {labels}; "
           f"{result.empty} without labels; {result.searched} hard cases searched")
+    if result.threads is not None:
+        print(f"CPU threads: {result.threads} ({result.threads_reason})")
     if result.preview is not None:
         print(f"preview: {result.preview}")
     if shards == 1 and result.splits["val"] == 0 and config.val_fraction > 0:

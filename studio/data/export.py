@@ -25,7 +25,6 @@ import io
 import json
 import os
 import re
-import shutil
 import tempfile
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Sequence
 
 from PIL import Image
 
+from ..optim.threads import ThreadTuner
 from .config import DatasetError, ExportConfig, ProgressCallback
 from .preview import contact_sheet
 from .render import DatasetRenderer, RenderedImage
@@ -68,6 +68,9 @@ class ExportResult:
         searched: images that went through the hard-case search.
         data_yaml: path of ``data.yaml``.
         preview: path of ``preview.png``, or None when none was written.
+        threads: CPU threads the images were rendered with (timed on the first images and
+            re-checked as the run goes, see :mod:`studio.optim.threads`); None on a GPU.
+        threads_reason: how that count was chosen (median time per image of each count).
     """
 
     out: Path
@@ -81,6 +84,8 @@ class ExportResult:
     searched: int = 0
     data_yaml: Path | None = None
     preview: Path | None = None
+    threads: int | None = None
+    threads_reason: str = ""
 
     @property
     def images_per_second(self) -> float:
@@ -174,9 +179,9 @@ def write_pair(out: Path, pair: EncodedPair) -> None:
         tmp_image.unlink(missing_ok=True)
 
 
-def _dataset_files(out: Path) -> tuple[list[Path], list[Path]]:
-    """(files an export writes under images/ and labels/, every other entry of ``out``)."""
-    ours, others = [], []
+def _dataset_files(out: Path) -> tuple[list[Path], list[Path], list[Path]]:
+    """(files an export writes, other entries under images/ and labels/, other entries of ``out``)."""
+    ours, inside, others = [], [], []
     for entry in out.iterdir():
         if entry.name in ("data.yaml", "preview.png", ".data.yaml.tmp", ".preview.png.tmp"):
             ours.append(entry)
@@ -184,20 +189,23 @@ def _dataset_files(out: Path) -> tuple[list[Path], list[Path]]:
             for split in entry.iterdir():
                 if split.name in SPLITS and split.is_dir():
                     for f in split.iterdir():
-                        (ours if _DATASET_FILE.match(f.name) else others).append(f)
+                        (ours if _DATASET_FILE.match(f.name) and f.is_file() else inside).append(f)
                 else:
-                    others.append(split)
+                    inside.append(split)
         else:
             others.append(entry)
-    return ours, others
+    return ours, inside, others
 
 
 def prepare_output(config: ExportConfig) -> Path:
     """Create ``config.out`` with its split folders, refusing to mix with existing files.
 
-    Unsharded, the folder must be empty; ``overwrite`` deletes ``images/``, ``labels/``,
-    ``data.yaml`` and ``preview.png`` (nothing else).  Sharded, the folder may already hold what
-    other shards of the same dataset wrote; ``overwrite`` deletes only this shard's files.  With
+    Unsharded, the folder must be empty; ``overwrite`` deletes exactly the files an export writes
+    (``images/{train,val}/NNNNNN.png``, ``labels/{train,val}/NNNNNN.txt``, ``data.yaml``,
+    ``preview.png``) and leaves other files next to them alone.  Anything else under ``images/``
+    or ``labels/`` (a user's ``images/holiday/beach.jpg``) is refused, even with ``overwrite``: a
+    dataset folder holding it would be a different dataset.  Sharded, the folder may already hold
+    what other shards of the same dataset wrote; ``overwrite`` deletes only this shard's files.  With
     ``resume`` the folder may hold this export's own files (an interrupted run's pairs).
 
     Raises:
@@ -214,7 +222,12 @@ def prepare_output(config: ExportConfig) -> Path:
         raise DatasetError(f"cannot write to output folder {out} ({exc.strerror or exc}); choose a folder you "
                            "can write to.") from None
     shard, shards = config.shard
-    ours, others = _dataset_files(out)
+    ours, inside, others = _dataset_files(out)
+    if inside:
+        names = ", ".join(str(f.relative_to(out)) for f in sorted(inside)[:3])
+        more = f" and {len(inside) - 3} more" if len(inside) > 3 else ""
+        raise DatasetError(f"output folder {out} holds files that no dataset export wrote ({names}{more}); move them "
+                           "away or choose another folder (--overwrite replaces only an export's own files).")
     if shards > 1:
         ours = [f for f in ours if (m := _DATASET_FILE.match(f.name)) and int(m.group(1)) % shards == shard]
     if (ours or others) and not config.overwrite and not (config.resume and not others):
@@ -222,14 +235,8 @@ def prepare_output(config: ExportConfig) -> Path:
         raise DatasetError(f"output folder {out} already holds {what}; choose an empty folder or pass --overwrite "
                            "to replace the dataset in it.")
     if config.overwrite:
-        if shards > 1:
-            for f in ours:
-                f.unlink()
-        else:
-            for name in ("images", "labels"):
-                shutil.rmtree(out / name, ignore_errors=True)
-            for f in ours:
-                f.unlink(missing_ok=True)
+        for f in ours:
+            f.unlink(missing_ok=True)
     for kind in ("images", "labels"):
         for split in SPLITS:
             (out / kind / split).mkdir(parents=True, exist_ok=True)
@@ -347,13 +354,17 @@ def export_dataset(config: ExportConfig, progress: ProgressCallback | None = Non
     out, indices, result = begin_export(config, renderer.class_names)
     firsts: list[RenderedImage] = []
     writer = _PairWriter(out)
+    tuner = ThreadTuner(None, renderer.scene.device)
     t0 = time.perf_counter()
     try:
         for i in indices:
             if cancel is not None and cancel.is_set():
                 result.cancelled = True
                 break
+            tuner.before_step()
+            t_img = time.perf_counter()
             img = renderer.render(i)
+            tuner.after_step(time.perf_counter() - t_img)
             writer.submit(img)
             result.count(img.split, renderer.class_names, [lab.class_id for lab in img.labels], img.focus is not None)
             if len(firsts) < config.preview:
@@ -363,6 +374,8 @@ def export_dataset(config: ExportConfig, progress: ProgressCallback | None = Non
     finally:
         writer.finish()
         result.seconds = time.perf_counter() - t0
+        result.threads = tuner.threads
+        result.threads_reason = tuner.reason or ("still measuring" if tuner.measuring else "")
     # Shard 0 holds image 0: its sheet is the first images of the merged set, and other shards
     # writing into the same folder do not fight over the file.
     if firsts and config.shard[0] == 0 and not result.cancelled:

@@ -13,19 +13,36 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..render.raster_pass import VISIBILITY_MODES
+from ..render.shadow import SHADOW_MODES
 from ..scene.params import GROUPS
+
+
+def _visibility_word(word: str) -> str:
+    if word.lower() not in VISIBILITY_MODES:
+        raise ValueError(word)
+    return word.lower()
+
+
+def _shadow_mode(word: str) -> str:
+    if word.lower() not in SHADOW_MODES:
+        raise ValueError(word)
+    return word.lower()
+
 
 #: Teaching switches: option name -> how a command-line word becomes the option's value.
 SWITCHES: dict[str, Callable[[str], Any]] = {
+    "visibility": _visibility_word,
     "antialias": lambda s: s.lower() in ("on", "true", "1", "yes"),
     "mip": lambda s: "linear-mipmap-linear" if s.lower() in ("on", "true", "1", "yes") else "linear",
     "soft": lambda s: None if s.lower() in ("off", "none", "0") else float(s),
     "restarts": int,
     "sdf_alpha": lambda s: None if s.lower() in ("anneal", "none", "off") else float(s),
+    "shadows": _shadow_mode,
 }
 #: Where each switch lives: an engine/scene option name.
-OPTION_OF = {"antialias": "antialias", "mip": "filter_mode", "soft": "soft_sigma", "restarts": "restarts",
-             "sdf_alpha": "sdf_alpha"}
+OPTION_OF = {"visibility": "visibility", "antialias": "antialias", "mip": "filter_mode", "soft": "soft_sigma",
+             "restarts": "restarts", "sdf_alpha": "sdf_alpha", "shadows": "shadows"}
 
 
 class CompareError(ValueError):

@@ -40,7 +40,7 @@ class BackendUnavailableError(RuntimeError):
 
 @runtime_checkable
 class Backend(Protocol):
-    """nvdiffrast's four differentiable primitives behind one object.
+    """nvdiffrast's four differentiable primitives, and ``edge_grad``, behind one object.
 
     A backend object is the rendering context (as ``RasterizeCudaContext`` is in nvdiffrast):
     it owns its device and any caches (mesh topology for antialiasing).
@@ -151,6 +151,31 @@ class Backend(Protocol):
         Returns:
             [B,H,W,C] colours blended across silhouette edges; gradients reach ``color`` and
             the screen positions of silhouette-edge vertices in ``pos``.
+        """
+        ...
+
+    def edge_grad(
+        self,
+        color: torch.Tensor,
+        rast: torch.Tensor,
+        pos: torch.Tensor,
+        tri: torch.Tensor,
+        depth_tolerance: float = 0.01,
+    ) -> torch.Tensor:
+        """Visibility gradients at every triangle boundary (rasterized edge gradients, Pidhorskyi
+        et al. 2024); see :func:`studio.render.edge_grad.edge_grad`.
+
+        Args:
+            color: [B,H,W,C] shaded image in the rasterizer's (bottom-up) layout.
+            rast: [B,H,W,4] output of :meth:`rasterize` for the same ``pos``/``tri``.
+            pos, tri: as given to :meth:`rasterize` (no topology needed).
+            depth_tolerance: relative depth gap below which two neighbouring pixels are one
+                continuous surface (no visibility gradient between them).
+
+        Returns:
+            [B,H,W,C] equal to ``color`` (not antialiased); its backward is the identity for
+            ``color`` plus, for ``pos``, the motion of every pixel-boundary micro-edge between
+            different triangles (or background) times the colour step across it.
         """
         ...
 

@@ -1,7 +1,9 @@
 """The Backend protocol over ``nvdiffrast.torch`` (CUDA only, optional dependency).
 
 nvdiffrast is research-licensed and installed by the user (``pip install -e '.[nvdiffrast]'``);
-it is imported lazily so that the rest of the studio never needs it.  Arguments are checked with
+it is imported lazily so that the rest of the studio never needs it.  ``edge_grad`` is not an
+nvdiffrast primitive: it runs the studio's own pure-torch implementation on nvdiffrast's
+``rasterize`` output (same code path as the torch backend).  Arguments are checked with
 the same rules as the torch backend so both fail with the same one-sentence errors instead of a
 CUDA assertion.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from .checks import check_finite, check_pos_tri, check_rast, check_resolution, check_tensor
+from .edge_grad import DEFAULT_DEPTH_TOLERANCE, checked_edge_grad
 
 
 class NvdiffrastBackend:
@@ -72,3 +75,7 @@ class NvdiffrastBackend:
         pos, tri, _ = check_pos_tri(pos, tri, ranges, self.device)
         return self._dr.antialias(color.contiguous(), rast, pos.contiguous(), tri.contiguous(),
                                   topology_hash=topology_hash, pos_gradient_boost=pos_gradient_boost)
+
+    def edge_grad(self, color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: torch.Tensor,
+                  depth_tolerance: float = DEFAULT_DEPTH_TOLERANCE) -> torch.Tensor:
+        return checked_edge_grad(color, rast, pos, tri, self.device, depth_tolerance=depth_tolerance)

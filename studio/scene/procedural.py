@@ -122,6 +122,21 @@ def uv_sphere(rows: int = 32, cols: int = 64, radius: float = 1.0) -> Mesh:
     return _mesh(vertices, faces, f"uv_sphere{rows}x{cols}", np.concatenate([uv_rings, uv_poles]), uv_faces)
 
 
+def ground_plane(segments: int = 8) -> Mesh:
+    """A square ground in the xz-plane at y = 0, from -1 to 1 on both axes, facing +y, split into
+    ``segments`` x ``segments`` cells (two triangles each) with a UV map over the square."""
+    if segments < 1:
+        raise ValueError(f"a ground plane needs at least 1 segment, got {segments}.")
+    n = segments + 1
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    x, z = 2 * j / segments - 1, 2 * i / segments - 1
+    vertices = np.stack([x, np.zeros_like(x), z], -1).reshape(-1, 3)
+    uv = np.stack([j / segments, i / segments], -1).reshape(-1, 2)
+    idx = i * n + j
+    faces, _ = _grid_faces(idx, idx)
+    return _mesh(vertices, faces, "ground_plane", uv, faces)
+
+
 def torus(major_radius: float = 0.7, minor_radius: float = 0.3, major_segments: int = 48,
           minor_segments: int = 24) -> Mesh:
     """Torus around the y axis (a ring lying in the xz-plane) with a UV map.
@@ -213,10 +228,8 @@ def lobed_sphere(subdivisions: int = 4, radius: float = 1.0, lobes: int = 5, amp
                    lambda d: 1 + _lobes(d, centres, heights, np.full(lobes, sharpness)))
 
 
-def critter(subdivisions: int = 4, radius: float = 1.0) -> Mesh:
-    """A creature-like blob (a nod to the "spot" cow): an ellipsoid body along z with a head and
-    snout towards +z, four legs below, two ears and a tail.  Still star-shaped, so it suits the same
-    icosphere-deformation demo, but it needs more detail than the other targets (subdivisions >= 4)."""
+def _critter_radius(d: np.ndarray) -> np.ndarray:
+    """Radius [V] of :func:`critter`'s surface along unit directions d [V,3] (before scaling)."""
     #          direction               amplitude  sharpness
     parts = [((0.0, 0.5, 1.0),         0.45,      10.0),   # head
              ((0.0, 0.2, 1.0),         0.15,      40.0),   # snout
@@ -231,12 +244,95 @@ def critter(subdivisions: int = 4, radius: float = 1.0) -> Mesh:
     amplitude = np.array([p[1] for p in parts])
     sharpness = np.array([p[2] for p in parts])
     semi_axes = np.array([0.55, 0.5, 0.9])
+    return 1 / np.sqrt(((d / semi_axes) ** 2).sum(1)) + _lobes(d, centres, amplitude, sharpness)
 
-    def r(d: np.ndarray) -> np.ndarray:
-        body = 1 / np.sqrt(((d / semi_axes) ** 2).sum(1))
-        return body + _lobes(d, centres, amplitude, sharpness)
 
-    return _radial(subdivisions, radius, "critter", r)
+def critter(subdivisions: int = 4, radius: float = 1.0) -> Mesh:
+    """A creature-like blob (a nod to the "spot" cow): an ellipsoid body along z with a head and
+    snout towards +z, four legs below, two ears and a tail.  Still star-shaped, so it suits the same
+    icosphere-deformation demo, but it needs more detail than the other targets (subdivisions >= 4)."""
+    return _radial(subdivisions, radius, "critter", _critter_radius)
+
+
+# ------------------------------------------------------------------------- dense test meshes
+
+
+def displaced_icosphere(subdivisions: int = 5, radius: float = 1.0, amplitude: float = 0.12, bumps: int = 24,
+                        seed: int = 0) -> Mesh:
+    """A dense, lumpy sphere: ``icosphere(subdivisions)`` (5 gives 20,480 faces) with ``bumps``
+    random smooth bumps and dents of relative height up to ``amplitude``, so its outline and its
+    self-occlusions change with the view (a sphere's would not)."""
+    if bumps < 0 or amplitude < 0:
+        raise ValueError(f"bumps and amplitude must be >= 0, got {bumps} and {amplitude}.")
+    rng = np.random.default_rng(seed)
+    centres = _unit(rng.normal(size=(max(bumps, 1), 3)))[:bumps]
+    heights = amplitude * rng.uniform(-1.0, 1.0, bumps)
+    sharp = rng.uniform(6.0, 30.0, bumps)
+    return _radial(subdivisions, radius, "displaced_icosphere", lambda d: 1 + _lobes(d, centres, heights, sharp))
+
+
+def _scan_directions(count: int, rng: np.random.Generator, anisotropy: float, axis: np.ndarray) -> np.ndarray:
+    """``count`` unit directions on scan lines of constant latitude around ``axis``, ``anisotropy``
+    times denser along each line than between lines, jittered a little (a range scanner's rows)."""
+    spacing = np.sqrt(4 * np.pi * anisotropy / count)
+    rows = max(2, int(round(np.pi / spacing)))
+    lat = (np.arange(rows) + 0.5) / rows * np.pi - np.pi / 2
+    per_row = np.maximum(1, np.round(2 * np.pi * np.cos(lat) / (spacing / anisotropy))).astype(int)
+    per_row = np.maximum(1, np.round(per_row * count / per_row.sum())).astype(int)
+    la = np.repeat(lat, per_row) + rng.normal(0, 0.08 * spacing, per_row.sum())
+    lon = np.concatenate([(np.arange(n) + rng.uniform()) / n * 2 * np.pi for n in per_row])
+    d = np.stack([np.cos(la) * np.cos(lon), np.cos(la) * np.sin(lon), np.sin(la)], 1)
+    # Rotate the scan's pole (z) onto ``axis``.
+    z = np.array([0.0, 0.0, 1.0])
+    v, c = np.cross(z, axis), float(z @ axis)
+    if np.linalg.norm(v) < 1e-9:
+        return d if c > 0 else -d
+    k = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    rot = np.eye(3) + k + k @ k / (1 + c)
+    return d @ rot.T
+
+
+def scanned_blob(vertices: int = 8000, radius: float = 1.0, noise: float = 0.004, anisotropy: float = 4.0,
+                 seed: int = 0) -> Mesh:
+    """A "scanned-like" closed mesh: about 2 * ``vertices`` faces (8000 gives ~16k) of very uneven
+    shape and size, as a triangulated range scan has.
+
+    Two scans' rows (``anisotropy`` times denser along a row than across) are merged, so their
+    crossing patterns leave many sliver triangles; the surface is a creature-like blob
+    (:func:`critter`'s shape) with per-vertex scanner noise of relative size ``noise``.  It is
+    triangulated as the convex hull of the unit directions (a spherical Delaunay triangulation),
+    so it is closed, manifold and star-shaped.
+    """
+    from scipy.spatial import ConvexHull
+
+    if vertices < 20:
+        raise ValueError(f"vertices must be at least 20, got {vertices}.")
+    rng = np.random.default_rng(seed)
+    half = vertices // 2
+    d = np.concatenate([_scan_directions(half, rng, anisotropy, _unit([0.3, 1.0, 0.2])),
+                        _scan_directions(vertices - half, rng, anisotropy, _unit([1.0, -0.2, 0.6]))])
+    d = d / np.linalg.norm(d, axis=1, keepdims=True)
+    faces = ConvexHull(d).simplices
+    centre = d[faces].mean(1)
+    normal = np.cross(d[faces[:, 1]] - d[faces[:, 0]], d[faces[:, 2]] - d[faces[:, 0]])
+    flip = (normal * centre).sum(1) < 0
+    faces[flip] = faces[flip][:, [0, 2, 1]]
+    r = _critter_radius(d)
+    r = r * (1 + noise * rng.normal(size=r.shape))
+    return _mesh(d * (r * radius / r.max())[:, None], faces, "scanned_blob")
+
+
+def textured_critter(rows: int = 48, cols: int = 96, radius: float = 1.0) -> Mesh:
+    """:func:`critter`'s shape on :func:`uv_sphere`'s vertices, with its equirectangular UVs.
+
+    A non-convex, genus-0 shape with a texture map (poles at +-y, seam facing -z), for textured
+    captures and reconstructions; ``rows`` x ``cols`` as in :func:`uv_sphere`.
+    """
+    sphere = uv_sphere(rows, cols)
+    d = sphere.vertices.double().numpy()
+    rad = _critter_radius(d)
+    return _mesh(d * (rad * radius / rad.max())[:, None], sphere.faces.numpy(), "textured_critter",
+                 sphere.uv.numpy(), sphere.uv_faces.numpy())
 
 
 # ------------------------------------------------------------------------------------ textures
