@@ -207,7 +207,7 @@ def run_one(run: SweepRun, threads: int | None = None, device: str | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="studio-sweep-") as tmp:
             with redirect_stdout(log), redirect_stderr(log):
-                run_optimize(run.argv(tmp, threads, device))
+                code = run_optimize(run.argv(tmp, threads, device))
             files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
     finally:
         logger.removeHandler(handler)
@@ -215,7 +215,8 @@ def run_one(run: SweepRun, threads: int | None = None, device: str | None = None
         logger.propagate = saved[1]
     files["log.txt"] = log.getvalue().encode()
     summary = json.loads(files["summary.json"])
-    row: dict[str, Any] = {"run": run.id, **dict(run.settings), "seconds": summary["seconds"],
+    # A run that stopped early (NaN steps, a stuck step) still wrote its last good state.
+    row: dict[str, Any] = {"run": run.id, **dict(run.settings), "complete": code == 0, "seconds": summary["seconds"],
                            "steps": summary["steps"], "loss_initial": summary["loss"]["initial"],
                            "loss_final": summary["loss"]["final"]}
     for group in GROUPS:
@@ -290,8 +291,9 @@ def run_sweep(scene: str, grid: Mapping[str, Sequence[str]], *, out: str | Path,
         progress: called as ``progress(output, done, total)`` after each run is written.
 
     Returns:
-        The ``sweep.csv`` rows in grid order: ``run``, the settings, ``seconds`` (the run's
-        optimisation wall time), ``steps``, ``loss_initial``, ``loss_final`` and, per group,
+        The ``sweep.csv`` rows in grid order: ``run``, the settings, ``complete`` (False when the
+        run stopped before its budget), ``seconds`` (the run's optimisation wall time), ``steps``,
+        ``loss_initial``, ``loss_final`` and, per group,
         ``<group>_initial``, ``<group>_final`` and ``<group>_unit``.
 
     Raises:
