@@ -149,7 +149,8 @@ def check_settings(grid: Mapping[str, Sequence[str]]) -> None:
         elif key in options and options[key].nargs != 0:
             action, check = options[key], list(words)
         else:
-            known = sorted(k for k, a in options.items() if a.nargs != 0 and k not in _NOT_SWEPT and k not in ("lr", "loss"))
+            known = sorted(k for k, a in options.items()
+                           if a.nargs != 0 and k not in _NOT_SWEPT and k not in ("lr", "loss"))
             raise SweepError(f"unknown sweep setting {key!r}; studio optimize takes {', '.join(known)}, "
                              f"lr.GROUP and loss.")
         for word in check:
