@@ -306,7 +306,9 @@ def run_sweep(scene: str, grid: Mapping[str, Sequence[str]], *, out: str | Path,
     runs = make_grid(scene, grid, seeds, steps)
     if cpus_per_task < 1 or gpus_per_task < 0:
         raise SweepError(f"tasks need at least one CPU and 0 or more GPUs, got {cpus_per_task} and {gpus_per_task:g}.")
-    root = Path(out)
+    root = Path(out).expanduser()
+    if root.exists() and not root.is_dir():
+        raise SweepError(f"--out {out} is a file; give a folder for the sweep (it is created if missing).")
     (root / "runs").mkdir(parents=True, exist_ok=True)
     outputs = (_ray_runs(runs, address, cpus_per_task, gpus_per_task, max_retries) if ray
                else _local_runs(runs, threads))
