@@ -141,7 +141,8 @@ def spread_plot(path: str | Path, panels: Sequence[tuple[str, Sequence[str], Seq
     def py(v: float) -> float:
         return top + (1 - (tr(v) - y0) / (y1 - y0)) * h
 
-    ticks = log_ticks(10**y0, 10**y1, most=7) if log_y else nice_ticks(y0, y1, most=7)
+    ticks = [t for t in (log_ticks(10**y0, 10**y1, most=7) if log_y else nice_ticks(y0, y1, most=7))
+             if y0 <= tr(t) <= y1]
     for k, (xlabel, cats, spreads) in enumerate(panels):
         ox = k * pw
         for t in ticks:
