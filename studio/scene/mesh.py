@@ -125,6 +125,11 @@ def _check_indices(mesh: str, field: str, idx: torch.Tensor, count: int) -> None
 # ------------------------------------------------------------------------------------ file I/O
 
 
+def _head(path: Path, size: int = 1 << 16) -> bytes:
+    with path.open("rb") as f:
+        return f.read(size)
+
+
 def load_mesh(path: str | Path, normalize: bool = True) -> Mesh:
     """Load a triangle mesh from OBJ, PLY, STL, OFF, GLB or glTF.
 
@@ -156,7 +161,7 @@ def load_mesh(path: str | Path, normalize: bool = True) -> Mesh:
     if ext not in MESH_EXTENSIONS:
         raise MeshError(f"mesh file {path} has the unsupported extension {ext or '(none)'!r}; "
                         f"convert it to one of {', '.join(MESH_EXTENSIONS)}.")
-    if ext in _TEXT_FORMATS and b"\x00" in path.read_bytes()[: 1 << 16]:
+    if ext in _TEXT_FORMATS and b"\x00" in _head(path):
         # trimesh decodes any bytes as text and finds no faces: say what is really wrong.
         raise MeshError(f"mesh file {path} could not be read: it holds binary data, not {ext[1:].upper()} text; "
                         "export the mesh again.")
