@@ -19,8 +19,15 @@ before and after).  Ratios are median img/s over the render-only row on the same
 rows use ``--threads`` threads; CUDA rows run when a GPU is present (nvdiffrast when importable,
 else the torch backend).
 
+With ``--ray`` it compares instead (same timing rules) a local export with 1 and with
+``--threads`` threads against ``export_dataset_ray`` on a local Ray instance with 1 and with 2
+workers (tasks of one thread each, at most that many running at once; Ray start-up and worker
+start-up are outside the timings, the warm-up run starts the workers).  On a shared machine the
+figures are measured under load: compare the ratios of one run.
+
     python bench/export.py
     python bench/export.py --images 20 --runs 7 --imgsz 640
+    python bench/export.py --ray --images 16 --runs 3 --imgsz 320
 """
 
 from __future__ import annotations
@@ -70,15 +77,69 @@ def export(renderer: DatasetRenderer) -> None:
         export_dataset(replace(renderer.config, out=Path(tmp) / "ds"), renderer=renderer)
 
 
+def ray_table(args: argparse.Namespace) -> None:
+    """Images per second: local (1 and --threads threads) against Ray with 1 and 2 workers."""
+    import ray
+
+    from studio.scale import export_dataset_ray
+
+    cfg = ExportConfig(scene="objects", n=args.images, imgsz=args.imgsz, backend="torch", device="cpu",
+                       hard_case=False, preview=0)
+    renderer = DatasetRenderer(cfg)
+
+    def local(threads: int) -> Callable[[], None]:
+        def run() -> None:
+            torch.set_num_threads(threads)
+            export(renderer)
+        return run
+
+    def on_ray(workers: int) -> Callable[[], None]:
+        def run() -> None:
+            with tempfile.TemporaryDirectory(prefix="studio-bench-") as tmp:
+                export_dataset_ray(replace(cfg, out=Path(tmp) / "ds"), renderer=renderer, chunk=args.chunk,
+                                   max_parallel=workers)
+        return run
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    rows = [("local, 1 thread", local(1)), (f"local, {args.threads} threads", local(args.threads)),
+            ("ray, 1 worker", on_ray(1)), ("ray, 2 workers", on_ray(2))]
+    print(f"objects scene at {args.imgsz}x{args.imgsz}, {args.images} images per run, chunks of {args.chunk}, "
+          f"median of {args.runs} runs, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} "
+          "(measured under load when that exceeds the CPUs)")
+    header = f"{'export':<22} {'img/s':>7} {'best':>7} {'ms/img':>7} {'ratio':>6}"
+    print(header)
+    print("-" * len(header))
+    try:
+        for _, fn in rows:
+            fn()  # warm-up: Ray workers start, import torch and build the scene once
+        samples: dict[str, list[float]] = {label: [] for label, _ in rows}
+        for _ in range(args.runs):
+            for label, fn in rows:
+                samples[label].append(timed(fn, torch.device("cpu"))[0])
+    finally:
+        ray.shutdown()
+    base = statistics.median(samples[rows[0][0]])
+    for label, _ in rows:
+        wall = statistics.median(samples[label])
+        print(f"{label:<22} {args.images / wall:>7.2f} {args.images / min(samples[label]):>7.2f} "
+              f"{1000 * wall / args.images:>7.1f} {base / wall:>5.2f}x")
+    print(f"(ratio = img/s over local with 1 thread; load average after: {os.getloadavg()[0]:.2f})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--images", type=int, default=10, help="images per run")
     ap.add_argument("--runs", type=int, default=5, help="timed runs per row (median reported)")
     ap.add_argument("--imgsz", type=int, default=640)
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the torch backend")
+    ap.add_argument("--ray", action="store_true", help="compare a local export with Ray on 1 and 2 workers")
+    ap.add_argument("--chunk", type=int, default=2, help="with --ray: images per Ray task")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tune_cpu_allocator()
+    if args.ray:
+        ray_table(args)
+        return
 
     targets = [("torch", "cpu")]
     if torch.cuda.is_available():

@@ -6,8 +6,12 @@
     studio losses               list every loss: built-ins and plugins, with weights and parameters
     studio optimize SCENE ...   fit a scene headless and write images, curves and a summary
     studio render SCENE ...     render the ground truth (or the initial guess) to a PNG
+    studio make-capture MESH .. render a synthetic multi-view capture (NeRF or COLMAP layout)
+    studio sweep SCENE ...      a grid of optimize runs over settings and seeds, locally or on Ray
 
-Bad input ends with one sentence on stderr and exit code 2, never a traceback.
+Bad input ends with one sentence on stderr and exit code 2, never a traceback.  ``optimize`` exits
+with 3 when the run stopped early (NaN steps, a failing or stuck step) and 130 on Ctrl-C, after
+writing the outputs of the last good state.
 """
 
 from __future__ import annotations
@@ -16,27 +20,47 @@ import argparse
 import json
 import logging
 import math
+import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from .capture import cli as capture_cli
 from .data import cli as data_cli
-from .images import heatmap, save_png, to_uint8
+from .errors import UsageError, memory_advice, out_of_memory, user_errors
+from .images import heatmap, save_png
+from .scale import cli as sweep_cli
 from .optim.compare import SWITCHES as SWITCH_CHOICES
+from .optim.engine_types import WATCHDOG_S
+from .optim.watchdog import run_guarded
+from .outputs import FrameRecorder, load_params_json, world_mesh, write_curves_csv, write_gif
+from .paths import user_path
 from .render.raster_pass import VISIBILITY_MODES
-from .outputs import world_mesh, write_curves_csv, write_gif
-from .errors import memory_advice, out_of_memory, user_errors
+from .render.shadow import SHADOW_MODES
 from .runtime import tune_cpu_allocator
 
 log = logging.getLogger("studio")
 
 #: Errors that are the user's input, reported as one sentence with exit code 2.
 EXIT_BAD_INPUT = 2
+#: The run stopped before its budget (NaN steps, a failing or stuck step, a dead worker); the
+#: outputs of the last good state were written.
+EXIT_INCOMPLETE = 3
+#: Ctrl-C (the outputs of the last good state were written).
+EXIT_INTERRUPTED = 130
 #: Mean |render - target| (linear RGB) shown as white in final.png's difference panel.
 DIFF_VMAX = 0.5
+
+
+class _FirstLine(logging.Formatter):
+    """Log records as their first line: the sentence, without the traceback that ``-v`` shows."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return record.getMessage().split("\n", 1)[0]
 
 
 def _parse_loss(text: str) -> tuple[str, float]:
@@ -51,6 +75,20 @@ def _parse_loss(text: str) -> tuple[str, float]:
     return name.strip(), value
 
 
+def _parse_lr(text: str) -> tuple[str, float]:
+    from .scene.params import GROUPS
+
+    group, _, rate = text.partition("=")
+    try:
+        value = float(rate)
+    except ValueError:
+        value = float("nan")
+    if group.strip() not in GROUPS or not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"--lr must look like GROUP=RATE with GROUP one of {', '.join(GROUPS)} and "
+                                         f"a rate > 0 (e.g. camera=0.2), got {text!r}")
+    return group.strip(), value
+
+
 def _add_plugins_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plugins", action="append", default=None, metavar="DIR",
                    help="folder (or .py file) of plugin losses, repeatable; STUDIO_PLUGINS adds more")
@@ -59,9 +97,20 @@ def _add_plugins_option(p: argparse.ArgumentParser) -> None:
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", choices=["auto", "torch", "nvdiffrast"], default="auto", help="render backend")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps (default: CUDA if available)")
-    p.add_argument("--res", type=int, default=None, help="render resolution in pixels (square)")
+    _add_res_option(p)
     p.add_argument("--seed", type=int, default=None, help="random seed (default: the scene's)")
     _add_plugins_option(p)
+
+
+def _add_res_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--res", nargs="+", default=None, metavar="H [W]",
+                   help="render resolution in pixels: a size (square), H W or HxW (default: the scene's)")
+
+
+def _res(args: argparse.Namespace) -> tuple[int, int] | None:
+    from .workspace import parse_resolution
+
+    return parse_resolution(args.res) if args.res is not None else None
 
 
 def _add_threads_option(p: argparse.ArgumentParser) -> None:
@@ -99,6 +148,8 @@ def _add_teaching_options(p: argparse.ArgumentParser) -> None:
     t.add_argument("--mip", type=_on_off, default=None, metavar="on|off", help="trilinear mipmapping of textures")
     t.add_argument("--restarts", type=int, default=None, metavar="N",
                    help="random orientations tried before the gradient phase (pose)")
+    t.add_argument("--shadows", choices=SHADOW_MODES, default=None,
+                   help="mesh shadows of scenes with a [shadows] section: hard ones give the light no gradient")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,26 +178,39 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--steps", type=int, default=None, help="optimisation steps (default: the scene's budget)")
     o.add_argument("--target", default=None, help="fit this photograph instead of the synthetic target (view 0)")
     o.add_argument("--mask", default=None, help="with --target: object mask image of the same size")
+    o.add_argument("--target-colorspace", choices=["srgb", "linear"], default=None,
+                   help="how --target is encoded (default: 8/16-bit PNG/JPEG/TIFF are srgb, float TIFF/EXR/NPY linear)")
     o.add_argument("--loss", dest="losses", action="append", type=_parse_loss, default=None,
                    help="NAME=WEIGHT, repeatable; replaces the scene's losses")
+    o.add_argument("--lr", dest="group_lr", action="append", type=_parse_lr, default=None, metavar="GROUP=RATE",
+                   help="learning rate of a parameter group's trainable parameters, repeatable")
     o.add_argument("--out", required=True, help="output folder")
     o.add_argument("--no-video", action="store_true", help="skip progress.gif")
+    o.add_argument("--watchdog", type=float, default=WATCHDOG_S, metavar="SECONDS",
+                   help="report a step (or a plugin import) that runs longer, then write the last good state's "
+                        f"outputs and stop (default {WATCHDOG_S:g})")
+    o.add_argument("--video", default=None, metavar="RUN.mp4",
+                   help="also write a video: target | render | difference over the error curves (GIF without imageio-ffmpeg)")
+    o.add_argument("--video-every", type=int, default=None, metavar="K",
+                   help="with --video: one frame every K steps (default: about 150 frames over the budget)")
     _add_teaching_options(o)
 
     c = sub.add_parser("compare", help="run a scene twice with a teaching switch off and on; plot both error curves")
     c.add_argument("scene", help="built-in scenario name or scene .toml")
     c.add_argument("--switch", required=True, choices=sorted(SWITCH_CHOICES),
-                   help="what to compare (visibility, antialias, mip, soft, restarts, sdf_alpha)")
+                   help="what to compare (visibility, antialias, mip, soft, restarts, sdf_alpha, shadows)")
     c.add_argument("--values", nargs=2, default=["off", "on"], metavar=("FIRST", "SECOND"),
                    help="the two settings (default: off on; soft takes a sigma, restarts a count, "
-                        "visibility two of antialias edge soft none)")
+                        "visibility two of antialias edge soft none, shadows two of off hard soft)")
     c.add_argument("--backend", choices=["auto", "torch", "nvdiffrast"], default="auto", help="render backend")
     c.add_argument("--device", default=None, help="cpu, cuda, cuda:N or mps")
     c.add_argument("--steps", type=int, default=None, help="steps per run (default: the scene's budget)")
-    c.add_argument("--res", type=int, default=None, help="render resolution in pixels (square)")
+    _add_res_option(c)
     c.add_argument("--out", required=True, help="output folder for compare.png and compare.csv")
 
     data_cli.add_parser(sub)
+    capture_cli.add_parser(sub)
+    sweep_cli.add_parser(sub)
 
     r = sub.add_parser("render", help="render a scene to a PNG")
     r.add_argument("scene", help="built-in scenario name or scene .toml")
@@ -154,12 +218,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="PNG path")
     r.add_argument("--initial", action="store_true", help="render the initial guess instead of the ground truth")
     r.add_argument("--view", type=int, default=0, help="camera view index")
+    r.add_argument("--params", default=None, metavar="PARAMS.json",
+                   help="render with these parameter values (params.json of `studio optimize`: the fitted scene)")
+    r.add_argument("--turntable", action="store_true",
+                   help="orbit the camera once around the scene and write a video (--out spin.mp4 or .gif)")
+    r.add_argument("--frames", type=int, default=72, help="with --turntable: frames per orbit")
     return ap
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
+    if not args.verbose:
+        for handler in logging.getLogger().handlers:
+            if type(handler) is logging.StreamHandler:  # ours from basicConfig, not a test harness's
+                handler.setFormatter(_FirstLine())
     tune_cpu_allocator()
     command = args.command or "gui"
     try:
@@ -177,12 +250,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if command == "export-dataset":
             return data_cli.run(args)
+        if command == "make-capture":
+            return capture_cli.run(args)
+        if command == "sweep":
+            return sweep_cli.run(args)
     except user_errors() as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("studio: interrupted.", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except (MemoryError, RuntimeError) as exc:
         if not out_of_memory(exc):
             raise
@@ -204,6 +281,8 @@ def _render_options(args: argparse.Namespace) -> dict:
         opts["soft_sigma"] = args.soft
     if getattr(args, "mip", None) is not None:
         opts["filter_mode"] = "linear-mipmap-linear" if args.mip else "linear"
+    if getattr(args, "shadows", None) is not None:
+        opts["shadows"] = args.shadows
     if getattr(args, "visibility", None) is not None:
         opts["visibility"] = args.visibility  # last, so it wins over the --antialias/--soft aliases
     return opts
@@ -230,7 +309,7 @@ def _losses(args: argparse.Namespace) -> int:
     from .optim.losses import REGISTRY
     from .optim.plugins import MANAGER, discover_plugins
 
-    for problem in discover_plugins(args.plugins or []):
+    for problem in run_guarded(lambda: discover_plugins(args.plugins or []), WATCHDOG_S, "importing plugins"):
         print(f"studio: {problem}", file=sys.stderr)
     for d in REGISTRY.all():
         print(f"{d.name}  (weight {d.weight:g})  {MANAGER.source_of(d)}")
@@ -246,7 +325,7 @@ def _losses(args: argparse.Namespace) -> int:
 def _options(args: argparse.Namespace, **extra):
     from .workspace import Options
 
-    return Options(scene=args.scene, backend=args.backend, device=args.device, resolution=args.res,
+    return Options(scene=args.scene, backend=args.backend, device=args.device, resolution=_res(args),
                    seed=args.seed, plugin_dirs=args.plugins or [], render_options=_render_options(args),
                    restarts=getattr(args, "restarts", None), threads=getattr(args, "threads", None), **extra)
 
@@ -255,10 +334,10 @@ def _compare(args: argparse.Namespace) -> int:
     from .optim.compare import compare_runs, curves_csv
     from .plot_png import line_plot
 
-    out = Path(args.out)
+    out = user_path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     runs = compare_runs(args.scene, args.switch, tuple(args.values), backend=args.backend, device=args.device,
-                        steps=args.steps, resolution=args.res,
+                        steps=args.steps, resolution=_res(args),
                         progress=lambda label, step, steps: print(f"\r{label}: step {step}/{steps}", end="",
                                                                    file=sys.stderr))
     print(file=sys.stderr)
@@ -285,7 +364,7 @@ def _render(args: argparse.Namespace) -> int:
     from .workspace import apply_overrides, build_scene
 
     opts = _options(args)
-    for problem in discover_plugins(opts.plugin_dirs):
+    for problem in run_guarded(lambda: discover_plugins(opts.plugin_dirs), WATCHDOG_S, "importing plugins"):
         print(f"studio: {problem}", file=sys.stderr)
     spec = apply_overrides(load_spec(opts.scene), opts)
     scene = build_scene(spec, opts.backend, opts.device)
@@ -293,77 +372,188 @@ def _render(args: argparse.Namespace) -> int:
         from .scene.spec import SceneError
 
         raise SceneError(f"--view must be between 0 and {scene.num_views - 1} for {spec.name}, got {args.view}.")
+    what = "initial guess" if args.initial else "ground truth"
+    if args.params is not None:
+        load_params_json(scene, args.params)
+        what = f"parameters of {args.params}"
+    fitted = args.initial or args.params is not None
+    if args.turntable:
+        from .video import write_turntable
+
+        video = write_turntable(scene, args.out, args.frames, target=not fitted, view=args.view)
+        if video.note:
+            print(f"studio: {video.note}", file=sys.stderr)
+        print(f"wrote {video.path} ({what}, a {args.frames}-frame orbit from view {args.view})")
+        return 0
     with torch.no_grad():
-        out = scene.render([args.view], target=not args.initial)
-    save_png(args.out, out.rgb[0].cpu().numpy())
-    print(f"wrote {args.out} ({'initial guess' if args.initial else 'ground truth'}, view {args.view})")
+        out = scene.render([args.view], target=not fitted)
+    save_png(user_path(args.out), out.rgb[0].cpu().numpy())
+    print(f"wrote {user_path(args.out)} ({what}, view {args.view})")
     return 0
+
+
+def _out_folder(path: str) -> Path:
+    """``--out`` as a folder that exists (created if missing).
+
+    Raises:
+        UsageError: the folder cannot be created.
+    """
+    out = user_path(path)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {path} cannot be created ({exc.strerror or exc}); choose a folder you can write "
+                         "to.") from None
+    return out
+
+
+def _cap_threads(threads: int | None) -> int | None:
+    """``--threads`` no larger than the CPU threads this process may use (more only makes steps slower)."""
+    if threads is None:
+        return None
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if threads > available:
+        print(f"studio: --threads {threads} is more than the {available} CPU threads this machine offers; using "
+              f"{available}.", file=sys.stderr)
+        return available
+    return threads
 
 
 def _optimize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from .workspace import build_engine
 
-    out_dir = Path(args.out)
-    opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses)
-    scene, engine, notes = build_engine(opts)
+    if args.mask is not None and args.target is None:
+        raise UsageError(f"--mask {args.mask} needs --target: a mask says which pixels of a target photograph "
+                         "show the object.")
+    if not args.watchdog > 0:
+        raise UsageError(f"--watchdog must be a number of seconds above 0, got {args.watchdog:g}.")
+    if user_path(args.out).exists() and not user_path(args.out).is_dir():
+        raise UsageError(f"--out {args.out} is an existing file; give a folder for the results (it is created if "
+                         "missing).")
+    args.threads = _cap_threads(args.threads)
+    opts = _options(args, steps=args.steps, target=args.target, mask=args.mask, losses=args.losses,
+                    target_colorspace=args.target_colorspace, group_lr=dict(args.group_lr or []))
+    # Plugin files are imported here: one stuck in a loop is reported, not waited for.
+    scene, engine, notes = run_guarded(lambda: build_engine(opts), args.watchdog, "importing plugins and building "
+                                       "the scene")
+    engine.config.watchdog_s = args.watchdog
+    out_dir = _out_folder(args.out)  # only once the input is known to be good: bad input leaves no folder
     for note in notes:
         print(f"studio: {note}", file=sys.stderr)
-    out_dir.mkdir(parents=True, exist_ok=True)
     steps = engine.config.steps
     initial_groups = scene.params.group_errors()
     initial_loss = engine.evaluate_loss()
 
-    frames: list[np.ndarray] = []
+    frames = FrameRecorder() if not args.no_video else None
+    video = None
+    if args.video is not None:
+        from .video import RunVideo
+
+        video = RunVideo(args.video, steps, args.video_every)
     t0 = time.perf_counter()
     engine.start_thread()
     engine.start(until=steps)
-    stamp, snap = -1, None
-    with tqdm(total=steps, desc=scene.spec.name, unit="step", dynamic_ncols=True) as bar:
-        while True:
-            snap = engine.wait_snapshot(stamp, timeout=1.0)
-            if snap is None:
-                continue
-            stamp = snap.stamp
-            bar.update(snap.step - bar.n)
-            bar.set_postfix(loss=f"{snap.loss:.4g}", it_s=f"{snap.it_per_s:.1f}")
-            if not args.no_video:
-                frames.append(np.concatenate([snap.target, snap.render], 1))
-            if snap.finished or (not snap.running and snap.step >= steps):
-                break
-            if not snap.running and snap.message and snap.step < steps:
-                print(f"studio: {snap.message}", file=sys.stderr)
-                break
+    stamp, snap, problem, code = -1, None, None, 0
+    try:
+        with tqdm(total=steps, desc=scene.spec.name, unit="step", dynamic_ncols=True) as bar, logging_redirect_tqdm():
+            while True:
+                got = engine.wait_snapshot(stamp, timeout=1.0)
+                if engine.stalled is not None:
+                    problem, code = engine.stalled.sentence, EXIT_INCOMPLETE
+                    break
+                if got is None:
+                    if not engine.alive:  # never wait on a worker that is gone
+                        problem = engine.events()[-1].split("\n")[0] if engine.events() else \
+                            "the optimisation worker ended without a word."
+                        code = EXIT_INCOMPLETE
+                        break
+                    continue
+                snap, stamp = got, got.stamp
+                bar.update(snap.step - bar.n)
+                bar.set_postfix(loss=f"{snap.loss:.4g}", it_s=f"{snap.it_per_s:.1f}")
+                if frames is not None:
+                    frames.add(snap)
+                if video is not None:
+                    video.add(snap)
+                if snap.finished or (not snap.running and snap.step >= steps):
+                    break
+                if not snap.running and snap.message and snap.step < steps:
+                    problem, code = snap.message, EXIT_INCOMPLETE  # e.g. paused by NaN steps
+                    break
+    except KeyboardInterrupt:
+        problem, code = "interrupted", EXIT_INTERRUPTED
     seconds = time.perf_counter() - t0
-    engine.stop()
+    stuck = engine.stalled
+    engine.stop(timeout=2.0 if problem else 10.0)  # a stuck worker is abandoned, not waited for
+    if video is not None:
+        if snap is not None:
+            video.add(snap, force=True)  # the last step, whatever K is
+        video.close()
+        if video.writer.note:
+            print(f"studio: {video.writer.note}", file=sys.stderr)
+    if problem is not None:
+        engine.restore_last_good()
+    if stuck is not None and stuck.stage.loss is not None:
+        engine.terms = [replace(t, enabled=False) if t.name == stuck.stage.loss else t for t in engine.terms]
+    rendering_ok = stuck is None or stuck.stage.loss is not None  # a stuck render would hang the outputs too
+    written = _write_outputs(out_dir, engine, scene, snap, seconds, initial_groups, initial_loss, frames,
+                             rendering_ok)
+    if problem is not None:
+        print(f"studio: {problem.rstrip('.')}; wrote the outputs of step {engine.step_count} (the last good state) "
+              f"to {out_dir}/.", file=sys.stderr)
+    if video is not None:
+        written.append(f"and {video.path} ({video.writer.frames_written} frames, one every {video.every} steps)")
+    print(f"wrote {out_dir}/: {' '.join(written)}")
+    return code
 
+
+def _write_outputs(out_dir: Path, engine, scene, snap, seconds: float, initial_groups: dict, initial_loss: float,
+                   frames: FrameRecorder | None, rendering_ok: bool) -> list[str]:
+    """summary.json, curves.csv, params.json, final.png, progress.gif and mesh.obj of the engine's
+    current parameters (the last good state after a failure); returns the names written."""
+    history = engine.state_dict()["history"]  # the engine's: a failed run's last snapshot may be older
+    steps = engine.step_count
     final_groups = scene.params.group_errors()
     summary = {
         "scene": scene.spec.name,
-        "steps": snap.step,
+        "steps": steps,
         "backend": scene.backend.name,
         "device": str(scene.backend.device),
         "seconds": round(seconds, 3),
-        "it_per_s": round(snap.step / seconds, 2) if seconds > 0 else 0.0,
-        "cpu_threads": snap.threads,
-        "loss": {"initial": initial_loss, "final": engine.evaluate_loss()},
+        "it_per_s": round(steps / seconds, 2) if seconds > 0 else 0.0,
+        "cpu_threads": snap.threads if snap is not None else None,
+        "loss": {"initial": initial_loss, "final": engine.evaluate_loss() if rendering_ok else None},
         "groups": {g: {"initial": initial_groups[g].value, "final": e.value, "unit": e.unit}
                    for g, e in final_groups.items() if g in initial_groups},
-        "skipped_steps": snap.skipped_steps,
+        "skipped_steps": engine.skipped_steps,
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
-    write_curves_csv(out_dir / "curves.csv", snap.history)
+    write_curves_csv(out_dir / "curves.csv", {k: np.asarray(v, dtype=np.float64) for k, v in history.items()})
     (out_dir / "params.json").write_text(json.dumps(
         {n: np.round(v, 6).tolist() for n, v in scene.params.numpy_values().items()}) + "\n")
-    _write_final_png(out_dir / "final.png", engine)
-    if frames:
-        _write_video(out_dir / "progress.gif", frames)
+    written = ["summary.json", "curves.csv", "params.json"]
+    if rendering_ok:
+        _write_final_png(out_dir / "final.png", engine)
+        written.append("final.png")
+    if frames is not None and frames.frames:
+        _write_video(out_dir / "progress.gif", frames.frames)
+        written.append("progress.gif")
     _write_geometry(out_dir, scene)
+    if (out_dir / "mesh.obj").exists():
+        written.append("mesh.obj")
     print(_summary_line(summary))
-    print(f"wrote {out_dir}/: summary.json curves.csv params.json final.png"
-          + (" progress.gif" if frames else "") + (" mesh.obj" if (out_dir / "mesh.obj").exists() else ""))
-    return 0
+    return written
+
+
+def run_optimize(argv: Sequence[str]) -> int:
+    """``studio optimize ARGV...`` in this process (``studio sweep`` runs each grid point this way).
+
+    Raises the user errors that :func:`main` would print as one sentence.
+    """
+    return _optimize(build_parser().parse_args(["optimize", *argv]))
 
 
 def _summary_line(summary: dict) -> str:
@@ -386,8 +576,9 @@ def _write_final_png(path: Path, engine) -> None:
 
 
 def _write_video(path: Path, frames: list[np.ndarray], max_frames: int = 120) -> None:
+    """progress.gif of at most ``max_frames`` evenly spaced ones of the uint8 ``frames``."""
     idx = np.linspace(0, len(frames) - 1, min(len(frames), max_frames)).round().astype(int)
-    write_gif(path, [to_uint8(frames[i]) for i in idx])
+    write_gif(path, [frames[i] for i in idx])
 
 
 def _write_geometry(out_dir: Path, scene) -> None:

@@ -7,21 +7,32 @@ sentence in the status bar); anything else is a bug and gets a traceback in the 
 from __future__ import annotations
 
 
+class UsageError(ValueError):
+    """A command-line argument the studio cannot use (``--out`` naming a file, ``--mask`` without
+    ``--target``); the message is one sentence."""
+
+
 def user_errors() -> tuple[type[BaseException], ...]:
     """Exception classes whose message is meant for the user."""
+    from .capture.errors import CaptureError
     from .data.config import DatasetError
     from .images import ImageError
     from .optim.compare import CompareError
     from .optim.engine import EngineError
     from .optim.losses import LossError
     from .optim.plugins import PluginError
+    from .optim.watchdog import StallError
     from .render.backend import BackendUnavailableError, RenderInputError
+    from .scale.cluster import ScaleError
     from .scene.mesh import MeshError
     from .scene.params import ParameterError
+    from .outputs import ParamsFileError
     from .scene.spec import SceneError
+    from .video import VideoError
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
-            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError)
+            BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError, StallError, UsageError,
+            CaptureError, VideoError, ParamsFileError, ScaleError)
 
 
 def out_of_memory(exc: BaseException) -> bool:

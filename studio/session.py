@@ -9,12 +9,13 @@ A session file (``*.studio``) is a zip archive with two members:
   read back with ``torch.load(weights_only=True)``, so opening a session never runs code from it.
 
 Writing goes to a temporary file in the same folder, then ``os.replace``: a crash while saving
-leaves the previous file intact.  Headless: the GUI and scripts use the same functions, which
+leaves the previous file intact, and the next save removes the temporary files such crashes left.  Headless: the GUI and scripts use the same functions, which
 talk to the engine only through :meth:`Engine.submit` (the worker thread applies them between steps).
 """
 
 from __future__ import annotations
 
+import glob
 import io
 import json
 import math
@@ -27,11 +28,14 @@ from typing import Any
 
 import torch
 
+from .paths import user_path
+
 FORMAT = 1
 SUFFIX = ".studio"
 _JSON = "session.json"
 _TENSORS = "tensors.pt"
 _TENSOR_KEYS = ("params", "initial", "optimizer", "generator")
+_ORPHAN_S = 60.0  # a temporary file older than this is left over from a save that was killed
 
 
 class SessionError(ValueError):
@@ -51,7 +55,7 @@ def write_session(path: str | Path, state: dict[str, Any], meta: dict[str, Any])
     Raises:
         SessionError: the folder is missing or not writable.
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.suffix:
         path = path.with_suffix(SUFFIX)
     doc = {"format": FORMAT, "saved": time.strftime("%Y-%m-%dT%H:%M:%S"), **meta,
@@ -73,6 +77,7 @@ def write_session(path: str | Path, state: dict[str, Any], meta: dict[str, Any])
             f.flush()
             os.fsync(f.fileno())  # on disk before it takes the old file's place
         os.replace(tmp, path)
+        _remove_orphans(path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
@@ -81,44 +86,95 @@ def write_session(path: str | Path, state: dict[str, Any], meta: dict[str, Any])
     return path
 
 
+def _remove_orphans(path: Path) -> None:
+    """Delete what saves of ``path`` killed halfway left behind (their temporary files); a file
+    younger than ``_ORPHAN_S`` may belong to a save still running in another process."""
+    now = time.time()
+    for f in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            if now - f.stat().st_mtime > _ORPHAN_S:
+                f.unlink()
+        except OSError:  # gone already, or not ours to delete: the save itself succeeded
+            pass
+
+
 def _unwritable(path: Path, exc: OSError) -> SessionError:
     return SessionError(f"cannot save the session to {path}: {exc.strerror or exc}; choose another folder.")
 
 
+def _unreadable(path: Path, what: str) -> SessionError:
+    return SessionError(f"{path} is not a readable studio session ({what}); it may be corrupt or another kind of "
+                        f"file, so choose a {SUFFIX} file saved by the studio.")
+
+
+def _curves(path: Path, history: Any) -> dict[str, list[float]]:
+    """The JSON curves back as floats (null -> NaN)."""
+    if not isinstance(history, dict):
+        raise _unreadable(path, "its curves are not a table")
+    out = {}
+    for k, v in history.items():
+        if not isinstance(v, list) or not all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+                                              for x in v):
+            raise _unreadable(path, f"its curve {k!r} is not a list of numbers")
+        out[k] = [math.nan if x is None else float(x) for x in v]
+    return out
+
+
 def read_session(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(meta, state) of a session file; ``state`` is ready for :meth:`Engine.load_state_dict`.
+    """(meta, state) of a session file; ``state`` is ready for :meth:`Engine.load_state_dict`
+    (which checks every field against its scene).
 
     Raises:
-        SessionError: missing, not a session file, corrupt, or written by a newer studio.
+        SessionError: missing, not a session file, corrupt (damaged zip or compressed data,
+            malformed JSON, a tensors file that is not plain tensors), or written by a newer
+            studio.  Never another exception type, and the tensors file is read with
+            ``weights_only=True``: a pickle in it is refused, never run.
     """
-    path = Path(path)
+    path = user_path(path)
     if not path.is_file():
         raise SessionError(f"session file {path} does not exist.")
     try:
         with zipfile.ZipFile(path) as z:
-            doc = json.loads(z.read(_JSON))
-            tensors = torch.load(io.BytesIO(z.read(_TENSORS)), map_location="cpu", weights_only=True)
-    except (zipfile.BadZipFile, KeyError, ValueError, EOFError, RuntimeError, OSError, AttributeError) as exc:
-        raise SessionError(f"{path} is not a readable studio session ({type(exc).__name__}); it may be corrupt "
-                           f"or another kind of file, so choose a {SUFFIX} file saved by the studio.") from None
-    if not isinstance(doc, dict) or not isinstance(tensors, dict) or "state" not in doc:
+            raw_json, raw_tensors = z.read(_JSON), z.read(_TENSORS)
+    except KeyError as exc:
+        raise _unreadable(path, f"it has no {exc.args[0] if exc.args else 'member'}") from None
+    except Exception as exc:  # noqa: BLE001 - zipfile and zlib raise many kinds for damaged data
+        raise _unreadable(path, f"damaged archive: {type(exc).__name__}") from None
+    try:
+        doc = json.loads(raw_json)
+    except ValueError:  # JSONDecodeError and UnicodeDecodeError
+        raise _unreadable(path, f"{_JSON} is not valid JSON") from None
+    try:
+        tensors = torch.load(io.BytesIO(raw_tensors), map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - its text may advise weights_only=False, which we never do
+        raise _unreadable(path, f"{_TENSORS} holds something other than plain tensors ({type(exc).__name__})") from None
+    if not isinstance(doc, dict) or not isinstance(tensors, dict) or not isinstance(doc.get("state"), dict):
         raise SessionError(f"{path} is not a studio session; choose a {SUFFIX} file saved by the studio.")
-    if int(doc.get("format", 0)) > FORMAT:
-        raise SessionError(f"{path} was saved by a newer studio (format {doc.get('format')}); update the studio "
-                           "to open it.")
+    fmt = doc.get("format", 0)
+    if isinstance(fmt, bool) or not isinstance(fmt, int):
+        raise _unreadable(path, f"its format is {fmt!r}, not a number")
+    if fmt > FORMAT:
+        raise SessionError(f"{path} was saved by a newer studio (format {fmt}); update the studio to open it.")
     state = dict(doc.pop("state"))
-    state["history"] = {k: [math.nan if x is None else x for x in v] for k, v in state["history"].items()}
-    missing = [k for k in (*_TENSOR_KEYS, "step", "skipped_steps", "lr", "group_enabled", "frozen", "losses", "view")
-               if k not in state and k not in tensors]
+    missing = [k for k in _TENSOR_KEYS if k not in tensors] + \
+        [k for k in ("step", "skipped_steps", "lr", "group_enabled", "frozen", "losses", "view", "history")
+         if k not in state]
     if missing:
         raise SessionError(f"{path} is incomplete (no {', '.join(missing)}); it may be corrupt.")
+    state["history"] = _curves(path, state["history"])
+    for key in ("params", "initial"):
+        if not isinstance(tensors[key], dict) or not all(isinstance(v, torch.Tensor) for v in tensors[key].values()):
+            raise _unreadable(path, f"its {key} are not tensors")
+    if tensors["generator"] is not None and not isinstance(tensors["generator"], torch.Tensor):
+        raise _unreadable(path, "its random generator state is not a tensor")
     state.update({k: tensors[k] for k in _TENSOR_KEYS})
     return doc, state
 
 
 def restore(engine: Any, state: dict[str, Any], timeout: float = 60.0) -> None:
-    """Load ``state`` into the engine on its worker (paused afterwards); re-raises its one-sentence
-    ParameterError / LossError when the session does not fit the engine's scene."""
+    """Load ``state`` into the engine on its worker (paused afterwards), all or nothing; re-raises
+    its one-sentence ParameterError / LossError when the session does not fit the engine's scene
+    (the engine's run is then unchanged)."""
     engine.submit(lambda e: e.load_state_dict(state)).result(timeout)
 
 

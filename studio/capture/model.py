@@ -4,7 +4,9 @@ Every reader (NeRF/Blender ``transforms*.json``, COLMAP text or binary models) c
 conventions once, at the edge, into these types, so nothing downstream knows where a capture
 came from:
 
-- images are ``[H,W,3]`` float32 **linear** RGB, top row first (sRGB files are decoded);
+- images are ``[H,W,3]`` float32 **linear** RGB, top row first (sRGB files are decoded); a view
+  with a mask holds the object over black (colour multiplied by the mask, as alpha-composited
+  renders over a black background are);
 - masks are ``[H,W]`` float32 in [0, 1] (1 = object), or None when the capture has none;
 - intrinsics are pinhole, in pixels, with OpenCV/COLMAP's pixel convention: the centre of the
   top-left pixel is at (0.5, 0.5), u grows to the right and v downwards;
@@ -62,7 +64,7 @@ class Intrinsics:
 class View:
     """One calibrated photograph of the capture."""
 
-    name: str  # file stem, unique within the capture; used for ``test/<name>.png``
+    name: str  # file stem, unique within its split (views or test_views); used for ``test/<name>.png``
     image: torch.Tensor  # [H,W,3] float32 linear RGB, top row first
     mask: torch.Tensor | None  # [H,W] float32 in [0, 1], or None
     intrinsics: Intrinsics
@@ -90,6 +92,14 @@ class Normalisation:
     centre: tuple[float, float, float] = (0.0, 0.0, 0.0)
     scale: float = 1.0
 
+    def to_unit(self, points: torch.Tensor) -> torch.Tensor:
+        """World points [...,3] -> normalised (unit-sphere) points [...,3]."""
+        return (points - torch.tensor(self.centre, dtype=points.dtype, device=points.device)) * self.scale
+
+    def to_world(self, points: torch.Tensor) -> torch.Tensor:
+        """Normalised points [...,3] -> the capture's world units [...,3]."""
+        return points / self.scale + torch.tensor(self.centre, dtype=points.dtype, device=points.device)
+
 
 @dataclass(frozen=True)
 class Capture:
@@ -100,6 +110,7 @@ class Capture:
     views: tuple[View, ...]  # training views
     test_views: tuple[View, ...] = ()  # held-out views (transforms_test.json, or every K-th)
     normalisation: Normalisation = field(default_factory=Normalisation)
+    points: torch.Tensor | None = None  # [P,3] float32 sparse points (COLMAP points3D), normalised units
 
     @property
     def resolution(self) -> tuple[int, int]:

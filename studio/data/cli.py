@@ -2,6 +2,7 @@
 
     studio export-dataset objects --n 1000 --out data/objects
     studio export-dataset my_scene.toml --n 20000 --out /data/set --task segment --shard 0/4
+    studio export-dataset objects --n 20000 --out /data/set --ray head-node:6379 --resume
 
 Bad input (options, scene, output folder) ends with one sentence on stderr and exit code 2.
 """
@@ -12,7 +13,8 @@ import argparse
 import sys
 
 from ..errors import user_errors
-from .config import TASKS, ExportConfig, parse_shard
+from ..scale.cli import add_ray_options
+from .config import TASKS, DatasetError, ExportConfig, parse_shard
 
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
@@ -45,6 +47,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--preview", type=int, default=d.preview, help="images on preview.png (0: none)")
     p.add_argument("--plugins", action="append", default=None, metavar="DIR",
                    help="folder (or .py file) of plugin losses for the hard-case objective, repeatable")
+    p.add_argument("--resume", action="store_true",
+                   help="keep the complete pairs of an interrupted run in --out and render only the rest")
+    add_ray_options(p, "chunk of images").add_argument(
+        "--chunk", type=int, default=None, metavar="K",
+        help="images per Ray task (default: about four tasks per worker, at most 16)")
 
 
 def config_from_args(args: argparse.Namespace) -> ExportConfig:
@@ -53,7 +60,7 @@ def config_from_args(args: argparse.Namespace) -> ExportConfig:
                         val_fraction=args.val_fraction, seed=args.seed, min_visible_px=args.min_visible_px,
                         backend=args.backend, device=args.device, shard=parse_shard(args.shard),
                         overwrite=args.overwrite, hard_case=not args.no_hard_case, preview=args.preview,
-                        plugin_dirs=list(args.plugins or []))
+                        plugin_dirs=list(args.plugins or []), resume=args.resume)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -73,11 +80,21 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         config = config_from_args(args)
+        if args.ray is None and (args.chunk is not None or args.gpus_per_task or args.cpus_per_task != 1):
+            raise DatasetError("--chunk, --cpus-per-task and --gpus-per-task set how Ray tasks run; add --ray "
+                               "(or leave them out for a local export).")
         renderer = DatasetRenderer(config)
         if not renderer.section.randomises:
             print(f"studio: note: {config.scene} declares no [export] randomisation, so every image shows the "
                   "scene as its file describes it.", file=sys.stderr)
-        result = export_dataset(config, progress=progress, renderer=renderer)
+        if args.ray is not None:
+            from ..scale import export_dataset_ray
+
+            result = export_dataset_ray(config, address=args.ray or None, chunk=args.chunk,
+                                        cpus_per_task=args.cpus_per_task, gpus_per_task=args.gpus_per_task,
+                                        progress=progress, renderer=renderer)
+        else:
+            result = export_dataset(config, progress=progress, renderer=renderer)
     except user_errors() as exc:
         print(f"studio: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -93,6 +110,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {result.written} images ({result.splits['train']} train, {result.splits['val']} val) to "
           f"{result.out} in {result.seconds:.1f} s ({result.images_per_second:.1f} images/s); labels: {labels}; "
           f"{result.empty} without labels; {result.searched} hard cases searched")
+    if result.threads is not None:
+        print(f"CPU threads: {result.threads} ({result.threads_reason})")
     if result.preview is not None:
         print(f"preview: {result.preview}")
     if shards == 1 and result.splits["val"] == 0 and config.val_fraction > 0:

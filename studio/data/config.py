@@ -91,6 +91,8 @@ class ExportConfig:
         hard_case: run the scene's ``[export.hard_case]`` search (if it declares one).
         preview: number of images on the contact sheet ``preview.png`` (0: none).
         plugin_dirs: extra plugin folders searched for the hard-case objective.
+        resume: keep the complete pairs an earlier (interrupted) run of the same export left in
+            ``out`` and render only the missing ones.
     """
 
     scene: str | Path = "objects"
@@ -108,6 +110,12 @@ class ExportConfig:
     hard_case: bool = True
     preview: int = 16
     plugin_dirs: list[str] = field(default_factory=list)
+    resume: bool = False
+
+    @property
+    def name_width(self) -> int:
+        """Digits of the zero-padded image file names (at least 6)."""
+        return max(6, len(str(self.n - 1)))
 
     def validate(self) -> None:
         """Raise :class:`DatasetError` naming the first unusable option."""
@@ -126,6 +134,9 @@ class ExportConfig:
         i, k = self.shard
         if not (k >= 1 and 0 <= i < k):
             raise DatasetError(f"shard must be I/K with 0 <= I < K, got {i}/{k}.")
+        if self.resume and self.overwrite:
+            raise DatasetError("resume keeps the pairs already in the output folder and overwrite deletes them; "
+                               "pass only one of them.")
         if self.preview < 0:
             raise DatasetError(f"preview must be 0 or more images, got {self.preview}.")
 

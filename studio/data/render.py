@@ -106,7 +106,7 @@ class DatasetRenderer:
         hard = self.section.hard_case
         self.search = (HardCaseSearch(self.scene, hard, [c is not None for c in self.class_ids], config.plugin_dirs)
                        if hard is not None and config.hard_case else None)
-        self.name_width = max(6, len(str(config.n - 1)))
+        self.name_width = config.name_width
 
     def plan(self, index: int) -> ImagePlan:
         """The random decisions of image ``index``."""

@@ -25,10 +25,12 @@ from typing import Any, Callable
 import dearpygui.dearpygui as dpg
 import torch
 
-from ..optim.engine import Engine, Snapshot
+from ..optim.engine import WATCHDOG_S, Engine, Snapshot
+from ..optim.watchdog import run_guarded
+from ..paths import user_path
 from ..render.modes import SHADED
 from ..scenarios import DEFAULT_SCENARIO, list_scenarios, scenario_path
-from ..workspace import Options, build_engine
+from ..workspace import Options, build_engine, parse_resolution
 from . import exports, theme
 from .compare_window import CompareWindow
 from .controls import Control, Text
@@ -41,9 +43,13 @@ from .jobs import Jobs
 from .loss_panel import LossPanel
 from .params_panel import ParamsPanel
 from .plots import Plots
+from .file_actions import RECORD, FileActions
+from .recording import Recording
+from .startup import LoadingProgress, prewarm_imports
 from .status import ERROR, INFO, WARNING, LogPanel, StatusBar
 from .teaching_panel import TeachingActions, TeachingPanel
 from .toolbar import DEFAULT_DEVICE, Toolbar, ToolbarActions
+from .watchdog_prompt import StallPrompt
 
 log = logging.getLogger("studio.gui")
 
@@ -105,7 +111,7 @@ class FrameClock:
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
 
 
-class App:
+class App(FileActions):
     """The studio window over one :class:`Workspace` at a time.
 
     Args:
@@ -120,13 +126,14 @@ class App:
                  width: int = 1280, height: int = 800):
         self.opts = opts
         self.autorun = run
-        self.screenshot_path = Path(screenshot).resolve() if screenshot else None
+        self.screenshot_path = user_path(screenshot) if screenshot else None
         self.after_steps = max(0, int(after_steps))
         self.size = (width, height)
         self.ws: Workspace | None = None
         self.jobs = Jobs()
         self.clock = FrameClock()
         self.recorder = exports.FrameRecorder()
+        self.recording: Recording | None = None  # File > Export > Record video, while it records
         self.params_panel: ParamsPanel | None = None
         self.loss_panel: LossPanel | None = None
         self.messages: list[str] = []  # every sentence shown in the status bar, oldest first
@@ -134,6 +141,8 @@ class App:
         self.opened_at = time.perf_counter()
         self.visible_after: float | None = None  # seconds from App() to the first frame on screen
         self.ready_after: float | None = None  # seconds from App() to the first snapshot shown
+        self.picture_after: float | None = None  # seconds from App() to the first picture (a target view)
+        self.loading = LoadingProgress()
         self._loading = False
         self._quit = False
         self._snap: Snapshot | None = None
@@ -147,6 +156,7 @@ class App:
         self._interacted_at = 0.0
         self.idle_fps = IDLE_FPS  # scripts that drive the window (tests) may want it faster
         self._show_error = ""
+        self._dead: Engine | None = None  # the engine whose dead worker was reported
 
     # ------------------------------------------------------------------ set-up
 
@@ -157,7 +167,7 @@ class App:
         dpg.bind_theme(theme.studio_theme())
         self._build()
         w, h = self.size
-        dpg.create_viewport(title=TITLE, width=w, height=h, min_width=900, min_height=600, vsync=True,
+        dpg.create_viewport(title=TITLE, width=w, height=h, min_width=900, min_height=600, vsync=True, resizable=True,
                             clear_color=theme.BACKGROUND)
         dpg.setup_dearpygui()
         dpg.show_viewport()
@@ -178,9 +188,11 @@ class App:
             self.toolbar = Toolbar(self.window, actions, scenarios)
             self.toolbar.update(running=False, ready=False)  # until a scene is loaded
             body = dpg.add_group(horizontal=True, parent=self.window)
-            self.left = dpg.add_child_window(parent=body, border=False, no_scrollbar=True, width=800, height=600)
+            # Scrolls only when the user asks for a display factor larger than the window.
+            self.left = dpg.add_child_window(parent=body, border=False, horizontal_scrollbar=True, width=800,
+                                             height=600)
             self.images = ImageRow(self.left, on_mode=self.choose_mode, on_view=self.choose_view,
-                                   on_derivative=self.choose_derivative)
+                                   on_derivative=self.choose_derivative, on_display=self._relayout)
             dpg.add_spacer(height=2, parent=self.left)
             self.plots = Plots(self.left)
             self.side = dpg.add_child_window(parent=body, border=True, width=400, height=600)
@@ -196,6 +208,7 @@ class App:
             self.status = StatusBar(self.window)
         self.compare_window = CompareWindow(self.jobs, self.report, self.fail)
         self.export_dialog = ExportDialog(self.jobs, self.report, self.fail)
+        self.stall_prompt = StallPrompt(self.restart_engine)
         self.dialogs = {
             "mesh": FileDialog("Load mesh", MESH_TYPES, self.load_mesh),
             "target": FileDialog("Load target image", IMAGE_TYPES, self.load_target),
@@ -206,6 +219,8 @@ class App:
             "csv": FileDialog("Export curves", [(".csv", "CSV")], self.export_csv, save=True, default_name="curves"),
             "gif": FileDialog("Export progress video", [(".gif", "GIF")], self.export_video, save=True,
                               default_name="progress"),
+            "video": FileDialog("Record video", [(".mp4", "MP4"), (".gif", "GIF")], self.start_recording, save=True,
+                                default_name="run"),
         }
         with dpg.handler_registry():
             dpg.add_key_press_handler(dpg.mvKey_Spacebar, callback=lambda *a: self._key(self.toggle_run))
@@ -231,6 +246,7 @@ class App:
                     item("Mesh (OBJ)...", lambda: self.dialogs["obj"].open())
                     item("Curves (CSV)...", lambda: self.dialogs["csv"].open())
                     item("Progress video (GIF)...", lambda: self.dialogs["gif"].open())
+                    item(RECORD, self.toggle_recording)
                 item("Export dataset...", self.open_dataset_export)
                 dpg.add_separator()
                 item("Quit", self.quit)
@@ -251,6 +267,8 @@ class App:
         self.compare_window.poll()
         self.export_dialog.poll()
         self._layout()
+        if self._loading:
+            self._safely("showing the loading scene", self._show_loading)
         snap = self.ws.engine.latest() if self.ws is not None else None
         now = time.perf_counter()
         # Step-through holds back the snapshot of a recorded step until its update stage is shown.
@@ -261,10 +279,12 @@ class App:
             self._status_at = now
             self._safely("updating the status bar", self._show_figures)
             self._safely("updating the controls", self._sync_controls)
+            self._safely("checking the optimiser", self._check_worker)
         dpg.render_dearpygui_frame()
         if self.visible_after is None:
             self.visible_after = time.perf_counter() - self.opened_at
             log.debug("window visible after %.2f s", self.visible_after)
+            prewarm_imports()  # not before: it would hold the interpreter while the window opens
         if self.screenshot_path is not None:
             self._screenshot_step()
         self.clock.tick(self._frame_budget())
@@ -286,6 +306,7 @@ class App:
         return self.exit_code
 
     def close(self) -> None:
+        self.finish_recording()
         for job in (self.compare_window.job.progress, self.export_dialog.job.progress):
             if job is not None:
                 job.cancel.set()  # a comparison or an export must not outlive the window
@@ -334,6 +355,8 @@ class App:
             if snap.message:
                 self.status.say(snap.message, WARNING)
                 self.messages.append(snap.message)
+        if self.recording is not None:
+            self.recording.add(snap)
         if snap.running:
             self._seen_running = True
             self.recorder.add(snap)
@@ -342,6 +365,21 @@ class App:
         if first and self.ready_after is None:
             self.ready_after = time.perf_counter() - self.opened_at
             log.debug("first render shown after %.2f s", self.ready_after)
+
+    def _show_loading(self) -> None:
+        """The loading scene's progress: its sentence in the status bar, its newest target view in
+        the target pane (until the first snapshot of the new scene replaces it)."""
+        news = self.loading.take()
+        if news is None:
+            return
+        sentence, image = news
+        self.status.say(sentence + "...", INFO)
+        if image is not None and self.ws is None:
+            self.images.preview(image, f"target ({sentence})")
+            self._relayout()
+            if self.picture_after is None:
+                self.picture_after = time.perf_counter() - self.opened_at
+                log.debug("first picture shown after %.2f s", self.picture_after)
 
     def _sync_controls(self) -> None:
         """Controls follow the snapshot on screen (again a few times a second, for a control that
@@ -385,11 +423,15 @@ class App:
         side_w = int(min(max(0.3 * w, 360), 540))
         left_w = max(300, w - side_w - 3 * _PAD)
         img = int(min((left_w - _LEGEND_W - 4 * _PAD) / 3, 0.58 * body_h - _IMAGE_EXTRA))
-        plots_h = body_h - img - _IMAGE_EXTRA - _PLOT_BAR - 3 * _PAD
         dpg.configure_item(self.left, width=left_w, height=body_h)
         dpg.configure_item(self.side, width=side_w, height=body_h)
-        self.images.set_size(max(64, img))
+        shown = self.images.set_size(max(64, img))
+        plots_h = body_h - shown - _IMAGE_EXTRA - _PLOT_BAR - 3 * _PAD
         self.plots.set_size(left_w - _PAD, plots_h)
+
+    def _relayout(self) -> None:
+        """Lay the window out again on the next frame (the display factor changed)."""
+        self._laid_out = None
 
     def _key(self, action: Callable[[], None]) -> None:
         """A keyboard shortcut, unless the user is typing into a field or a dialog is open or in use."""
@@ -420,18 +462,27 @@ class App:
 
     # ------------------------------------------------------------------ loading scenes
 
-    def load(self, opts: Options, then: Callable[[], None] | None = None) -> None:
-        """Build ``opts`` in the background; the current scene keeps running until it is ready."""
+    def load(self, opts: Options, then: Callable[[], None] | None = None,
+             prepare: Callable[[Engine], None] | None = None, what: str | None = None) -> None:
+        """Build ``opts`` in the background; the current scene keeps running until it is ready.
+        ``prepare(engine)`` runs on the new engine before it replaces the current one (e.g. restoring
+        a session): when it fails, the current scene and run stay.  ``what`` names a file loaded into
+        the scene (a mesh, a target image) for the status bar."""
         if self._loading:
             self.report("a scene is still loading; try again in a moment.", INFO)
             return
         self._loading = True
-        self.status.say(f"loading {Path(opts.scene).stem}...", INFO)
+        scene_name = Path(opts.scene).stem
+        if what:
+            self.report(f"loading {what} into {scene_name}...", INFO)
+        else:
+            self.status.say(f"loading {scene_name}...", INFO)
+        self._sync_pickers(opts)  # the toolbar shows what is being loaded, not the old scene
 
         def done(result: tuple) -> None:
             self._loading = False
             scene, engine, notes = result
-            self._attach(Workspace(opts, scene, engine), notes)
+            self._attach(Workspace(opts, scene, engine), notes, what)
             if then is not None:
                 then()
 
@@ -445,28 +496,41 @@ class App:
             else:
                 self._sync_pickers(self.ws.opts)
 
-        self.jobs.run(lambda: build_engine(opts), done, failed)
+        self.loading = LoadingProgress()
 
-    def _attach(self, ws: Workspace, notes: list[str]) -> None:
+        def build() -> tuple:
+            # Plugin files are imported here: one stuck in a loop is reported, not waited for.
+            result = run_guarded(lambda: build_engine(opts, self.loading.report), WATCHDOG_S,
+                                 "importing plugins and building the scene")
+            if prepare is not None:
+                prepare(result[1])  # the worker is not started yet: this runs right here
+            return result
+
+        self.jobs.run(build, done, failed)
+
+    def _attach(self, ws: Workspace, notes: list[str], what: str | None = None) -> None:
         old = self.ws
         if old is not None:
             self.jobs.run(old.engine.stop, lambda _: None, lambda exc: self.fail("stopping the old run", exc))
             for panel in (self.params_panel, self.loss_panel):
                 if panel is not None:
                     panel.destroy()
+        self.stop_recording()  # a video shows one run
         self.ws, self.opts, self._snap, self._engine_message = ws, ws.opts, None, None
         self._seen_running = False
         self.loading_text.value = ""
         self.params_panel = ParamsPanel(self.params_tab, ws.scene.params, ws.engine)
         self.loss_panel = LossPanel(self.loss_tab, ws.engine, self.report)
         self.images.attach(tuple(ws.scene.resolution), ws.scene.num_views, ws.scene.params)
+        self._relayout()  # the pictures' whole-number scale depends on the resolution
         self.plots.clear()
         self.recorder.clear()
         self.log_panel.forget_events()
         self.teaching.attach(ws.scene, ws.engine)
         spec = ws.scene.spec
         self._sync_pickers(ws.opts)
-        self.status.say(f"loaded {spec.name} ({ws.scene.backend.name} on {ws.scene.backend.device}).", INFO)
+        self.report(f"loaded {what + ' into ' if what else ''}{spec.name} ({ws.scene.backend.name} on "
+                    f"{ws.scene.backend.device}).", INFO)
         for note in notes:
             self.report(str(note), WARNING, getattr(note, "details", ""))
         ws.engine.start_thread()
@@ -486,8 +550,8 @@ class App:
         self.toolbar.backend.value = opts.backend
         self.toolbar.device.value = opts.device or DEFAULT_DEVICE
 
-    def _reload_with(self, **changes: Any) -> None:
-        self.load(replace(self.ws.opts if self.ws is not None else self.opts, **changes))
+    def _reload_with(self, what: str | None = None, **changes: Any) -> None:
+        self.load(replace(self.ws.opts if self.ws is not None else self.opts, **changes), what=what)
 
     # ------------------------------------------------------------------ actions (GUI thread)
 
@@ -520,12 +584,14 @@ class App:
 
     def reset(self) -> None:
         self.recorder.clear()
+        self.plots.clear()
         self._engine_do(lambda e: e.reset())
 
     def randomize(self) -> None:
         """A new random initial guess (seeds differ from the scene's own, and from each other)."""
         self._seed += 1
         self.recorder.clear()
+        self.plots.clear()
         self._engine_do(lambda e: e.randomize(e.config.seed + 1000 + self._seed))
 
     def choose_mode(self, mode: str) -> None:
@@ -564,93 +630,27 @@ class App:
     def choose_device(self, device: str) -> None:
         self._reload_with(device=None if device == DEFAULT_DEVICE else device)
 
-    def load_mesh(self, path: Path) -> None:
-        """Use this mesh file as the shape the targets show (see Options.mesh)."""
-        self.report(f"loading mesh {path.name}...", INFO)
-        self._reload_with(mesh=str(path))
+    # ------------------------------------------------------------------ a stuck or dead worker
 
-    def load_target(self, path: Path) -> None:
-        """Fit this photograph (view 0) instead of the synthetic target."""
-        self.report(f"loading target image {path.name}...", INFO)
-        self._reload_with(target=str(path), mask=None)
+    def _check_worker(self) -> None:
+        """Offer a way out of a stuck step, and say so when the worker is gone."""
+        engine = self.ws.engine if self.ws is not None else None
+        self.stall_prompt.update(engine.stalled if engine is not None else None)
+        if engine is not None and engine.dead and engine is not self._dead:
+            self._dead = engine
+            last = engine.events()[-1].split("\n")[0] if engine.events() else "no message"
+            self.report(f"the optimiser has stopped ({last.rstrip('.')}); reload the scene or load a saved session.",
+                        ERROR)
 
-    def save_session(self, path: Path) -> None:
-        from .. import session
-
+    def restart_engine(self, disable: str | None) -> None:
+        """Abandon the stuck worker and go on from the last good state in a new engine, with the
+        loss ``disable`` switched off."""
         if self.ws is None:
-            self.report("no scene is loaded yet, so there is no session to save.", INFO)
             return
-        ws = self.ws
-
-        def save() -> Path:
-            state = session.capture(ws.engine)
-            meta = {**session.scene_meta(ws.engine, ws.opts.scene), "mesh": ws.opts.mesh, "target": ws.opts.target}
-            return session.write_session(path, state, meta)
-
-        self.jobs.run(save, lambda p: self.report(f"saved the session to {p}.", INFO),
-                      lambda exc: self.fail("saving the session", exc))
-
-    def load_session(self, path: Path) -> None:
-        """Read the file off the GUI thread, reopen its scene if it differs, then restore the run."""
-        from .. import session
-
-        def restored(_: Any) -> None:
-            self.recorder.clear()
-            self.report(f"loaded the session {path.name}.", INFO)
-
-        def restore(state: dict) -> None:
-            fut = self.ws.engine.submit(lambda e: e.load_state_dict(state))
-            self.jobs.watch(fut, restored, lambda exc: self.fail("loading the session", exc))
-
-        def opened(result: tuple[dict, dict]) -> None:
-            meta, state = result
-            cur = self.ws.opts if self.ws is not None else self.opts
-            res = meta.get("resolution")
-            want = replace(cur, scene=meta.get("scene", cur.scene), mesh=meta.get("mesh"), target=meta.get("target"),
-                           resolution=int(res[0]) if res and res[0] == res[1] else cur.resolution)
-            same = self.ws is not None and (want.scene, want.mesh, want.target) == (cur.scene, cur.mesh, cur.target) \
-                and list(self.ws.scene.resolution) == list(res or self.ws.scene.resolution)
-            if same:
-                restore(state)
-            else:
-                self.load(want, then=lambda: restore(state))
-
-        self.jobs.run(lambda: session.read_session(path), opened, lambda exc: self.fail("loading the session", exc))
-
-    def _export(self, what: str, write: Callable[[], Path]) -> None:
-        self.jobs.run(write, lambda p: self.report(f"exported the {what} to {p}.", INFO),
-                      lambda exc: self.fail(f"exporting the {what}", exc))
-
-    def export_png(self, path: Path) -> None:
-        snap = self._snap
-        if snap is None:
-            self.report("there is no render yet.", INFO)
-            return
-        self._export("render", lambda: exports.write_render_png(path, snap))
-
-    def export_csv(self, path: Path) -> None:
-        snap = self._snap
-        if snap is None:
-            self.report("there are no curves yet.", INFO)
-            return
-        self._export("curves", lambda: exports.write_curves_csv(path, snap.history))
-
-    def export_video(self, path: Path) -> None:
-        frames = list(self.recorder.frames)
-        self._export("progress video", lambda: exports.write_video(path, frames))
-
-    def export_obj(self, path: Path) -> None:
-        if self.ws is None:
-            self.report("no scene is loaded yet.", INFO)
-            return
-        fut = self.ws.engine.submit(exports.fitted_mesh)
-        self.jobs.watch(fut, lambda mesh: self._export("mesh", lambda: exports.write_mesh_obj(path, mesh)),
-                        lambda exc: self.fail("exporting the mesh", exc))
-
-    def open_dataset_export(self) -> None:
-        """File > Export dataset...: the dialog, set to the loaded scene when it can be exported."""
-        opts = self.ws.opts if self.ws is not None else self.opts
-        self.export_dialog.open(self.ws.scene.spec if self.ws is not None else None, opts.backend, opts.device)
+        engine = self.ws.engine.restarted([disable] if disable else [])
+        self._attach(Workspace(self.ws.opts, self.ws.scene, engine), [])
+        self.report(f"restarted from the last good state (step {engine.step_count})"
+                    + (f" with loss {disable!r} disabled." if disable else "."), INFO)
 
     # ------------------------------------------------------------------ screenshot mode
 
@@ -690,7 +690,8 @@ class App:
 def options_from_args(args: argparse.Namespace) -> Options:
     """The GUI's Options from ``studio gui`` arguments (or the bare ``studio`` command's defaults)."""
     return Options(scene=getattr(args, "scene", None) or DEFAULT_SCENARIO, backend=getattr(args, "backend", "auto"),
-                   device=getattr(args, "device", None), resolution=getattr(args, "res", None),
+                   device=getattr(args, "device", None),
+                   resolution=parse_resolution(args.res) if getattr(args, "res", None) else None,
                    seed=getattr(args, "seed", None), plugin_dirs=list(getattr(args, "plugins", None) or []),
                    render_options={"visibility": args.visibility} if getattr(args, "visibility", None) else {})
 

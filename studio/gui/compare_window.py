@@ -37,8 +37,9 @@ def compare_words(switch: str, scene: Any, options: dict[str, Any]) -> tuple[str
     """The two settings compared by default, "off" first, in ``studio compare --values`` words.
 
     A fixed silhouette sharpness is the SDF's "off" (the scene's final, sharpest α) and annealing
-    its "on"; soft rasterization is compared against the hard, antialiased silhouette; the
-    visibility gradient "none" against the scene's own (antialias when that is none or soft).
+    its "on"; soft rasterization is compared against the hard, antialiased silhouette, soft
+    shadows against hard ones, and the visibility gradient "none" against the scene's own
+    (antialias when that is none or soft).
     """
     if switch == "visibility":
         mode = str(options.get("visibility") or "antialias")
@@ -49,13 +50,16 @@ def compare_words(switch: str, scene: Any, options: dict[str, Any]) -> tuple[str
         return "0", str(int(options.get("restarts") or 0) or DEFAULT_RESTARTS)
     if switch == "sdf_alpha":
         return f"{float(scene.settings['alpha_max']):g}", "anneal"
+    if switch == "shadows":
+        return "hard", "soft"
     return "off", "on"
 
 
 def lesson_switch(choices: list[str]) -> str:
     """The switch a scene's lesson is about: the one only this kind of scene has (mipmapping for a
-    texture, restarts for a rotation, the SDF's sharpness), else the visibility gradient."""
-    return next((s for s in ("mip", "restarts", "sdf_alpha") if s in choices), choices[0])
+    texture, restarts for a rotation, the SDF's sharpness, hard vs soft shadows), else the
+    visibility gradient."""
+    return next((s for s in ("shadows", "mip", "restarts", "sdf_alpha") if s in choices), choices[0])
 
 
 @dataclass(frozen=True)
@@ -111,8 +115,7 @@ class CompareWindow:
             self.summary = Text("", parent=self.window, color=_GREY, wrap=0)
             self.job = JobControls(jobs, fail, "comparing the runs", go=self.run, cancel=self.cancel, bar=self.bar,
                                    message=self.summary, starting="starting the runs...")
-            # Error curves fall from the top left: the bottom left stays free for the legend.
-            self.plot = CurvePlot(self.window, "", "error (log scale)", legend=dpg.mvPlot_Location_SouthWest)
+            self.plot = CurvePlot(self.window, "", "error (log scale)")
             dpg.configure_item(self.plot.plot, width=-1, height=-1)
 
     # ------------------------------------------------------------------ opening

@@ -11,6 +11,8 @@ from typing import Any, Callable, Sequence
 
 import dearpygui.dearpygui as dpg
 
+from ..paths import user_path
+
 
 class FileDialog:
     """Args:
@@ -47,18 +49,35 @@ class FileDialog:
         return bool(dpg.is_item_shown(self.item))
 
     def _ok(self, sender: Any, app_data: dict, user_data: Any = None) -> None:
-        selections = list((app_data or {}).get("selections", {}).values())
-        typed = (app_data or {}).get("file_path_name", "")
-        path = selections[0] if selections and not (self.save or self.directory) else typed
-        if not path:
+        p = chosen_path(app_data or {}, self.save or self.directory)
+        if p is None:
             return
-        if path.endswith(".*"):  # Dear PyGui appends the "all files" filter to a typed name
-            path = path[:-2]
-        p = Path(path)
         if self.save and not p.suffix and self._default_ext not in ("", ".*"):
             p = p.with_suffix(self._default_ext)
         self.choose(p)
 
     def choose(self, path: str | Path) -> None:
-        """Act as if the user had picked ``path``."""
-        self.on_choose(Path(path))
+        """Act as if the user had picked ``path`` (``~`` and relative paths as in :func:`user_path`)."""
+        self.on_choose(user_path(path))
+
+
+def chosen_path(app_data: dict, typed_only: bool = False) -> Path | None:
+    """The path a Dear PyGui file dialog's ``app_data`` means, or None when nothing was chosen.
+
+    Dear PyGui joins the typed name to the folder shown (``file_path_name``), also when the user
+    typed an absolute or ``~`` path; such a name is taken as it is.  A file clicked in the list
+    (``selections``) wins unless ``typed_only`` (save and folder dialogs, where a typed name is meant).
+    """
+    typed = str(app_data.get("file_name", "") or "").strip()
+    folder = app_data.get("current_path") or None
+    if typed.endswith(".*"):  # Dear PyGui appends the "all files" filter to a typed name
+        typed = typed[:-2]
+    if typed.startswith(("/", "~")) or Path(typed).is_absolute():
+        return user_path(typed)
+    selections = list(app_data.get("selections", {}).values())
+    path = selections[0] if selections and not typed_only else str(app_data.get("file_path_name", "") or "")
+    if path.endswith(".*"):
+        path = path[:-2]
+    if not path and typed:
+        path = typed
+    return user_path(path, folder) if path else None

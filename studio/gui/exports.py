@@ -15,19 +15,18 @@ import imageio.v3 as iio
 import numpy as np
 
 from .. import outputs
+from ..outputs import MAX_FRAMES, FrameRecorder  # noqa: F401 - the Export menu's recorder
 from ..images import to_uint8
 from ..optim.engine import Snapshot
+from ..paths import user_path
 from ..render.modes import SHADED
-
-#: Frames a progress video keeps at most (older ones are thinned out evenly).
-MAX_FRAMES = 240
-
 
 class ExportError(ValueError):
     """Something that cannot be exported; the message says what and why."""
 
 
 def _parent_ok(path: Path) -> Path:
+    path = user_path(path)
     if not path.parent.is_dir():
         raise ExportError(f"cannot write {path}: the folder {path.parent} does not exist.")
     return path
@@ -71,33 +70,6 @@ def write_mesh_obj(path: str | Path, mesh: Any) -> Path:
     path = _parent_ok(Path(path).with_suffix(".obj"))
     save_obj(mesh, path)
     return path
-
-
-class FrameRecorder:
-    """target | render frames for the progress video, at most ``MAX_FRAMES``: when full, every
-    other frame is dropped and only every second new frame is kept from then on."""
-
-    def __init__(self, max_frames: int = MAX_FRAMES):
-        self.max_frames = max_frames
-        self.frames: list[np.ndarray] = []
-        self._stride = 1
-        self._seen = 0
-        self._last_step = -1
-
-    def add(self, snap: Snapshot) -> None:
-        if snap.step == self._last_step:
-            return
-        self._last_step = snap.step
-        self._seen += 1
-        if (self._seen - 1) % self._stride:
-            return
-        self.frames.append(to_uint8(np.concatenate([snap.target, snap.render], 1)))
-        if len(self.frames) >= self.max_frames:
-            self.frames = self.frames[::2]
-            self._stride *= 2
-
-    def clear(self) -> None:
-        self.__init__(self.max_frames)
 
 
 def write_video(path: str | Path, frames: list[np.ndarray], frame_ms: int = 50) -> Path:

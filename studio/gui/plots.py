@@ -3,11 +3,12 @@
 Group colours follow the original convergence figure (studio.scene.params.GROUP_COLORS: geometry
 blue, materials red, lighting green, camera purple).  Series are rewritten only when a new
 snapshot arrives, thinned to at most ``MAX_POINTS`` points, and the axes follow the data unless
-the user unticks "follow" to zoom and pan.
+the user unticks "follow" to zoom and pan.  Legends sit beside the plots, outside the data.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 import dearpygui.dearpygui as dpg
@@ -16,6 +17,7 @@ import numpy as np
 from ..optim.engine import Snapshot
 from ..scene.params import GROUP_COLORS, GROUPS
 from .controls import Checkbox
+from ..ticks import log_ticks, nice_ticks, tick_label
 from .theme import line_theme
 
 MAX_POINTS = 160  # ImPlot draws every segment, and with software OpenGL each one costs
@@ -25,6 +27,9 @@ TERM_COLORS = [(255, 170, 40), (40, 200, 220), (240, 220, 60), (250, 120, 190), 
 #: A dashed curve draws DASH_ON points' worth of line, then leaves DASH_OFF points out (ImPlot has no
 #: dash style, but it leaves a gap at every NaN).  Shorter curves stay solid: their dashes would vanish.
 DASH_ON, DASH_OFF, DASH_MIN_POINTS = 3, 2, 10
+#: Margins of the followed axes: the y range grows by Y_PAD of its span above and below (so no curve
+#: and no line width touches the frame), the x range by X_PAD on the right.
+Y_PAD, X_PAD = 0.08, 0.02
 
 def thin(x: np.ndarray, y: np.ndarray, positive: bool, max_points: int | None = None) -> tuple[list, list]:
     """Finite (and, for log axes, positive) points, at most ``max_points`` (default ``MAX_POINTS``).
@@ -55,16 +60,28 @@ def dash(y: list[float]) -> list[float]:
 
 
 class CurvePlot:
-    """One plot of named curves that share a step axis."""
+    """One plot of named curves that share a step axis.
 
-    def __init__(self, parent: int | str, title: str, y_label: str, legend: int = dpg.mvPlot_Location_NorthEast):
+    While it follows the data, the plot sets its own limits: the x axis spans the steps and the y
+    axis the curves with a margin (``Y_PAD`` of the range, in log10 units on a log axis), so no curve
+    lies on the frame; a log axis gets at least two labelled ticks (studio.ticks).  The legend sits
+    outside the data, beside it.
+    """
+
+    def __init__(self, parent: int | str, title: str, y_label: str, legend: int = dpg.mvPlot_Location_East):
         self.plot = dpg.add_plot(label=title, parent=parent, height=200, width=300, no_menus=False)
-        dpg.add_plot_legend(parent=self.plot, location=legend)
-        self.x_axis = dpg.add_plot_axis(dpg.mvXAxis, label="step", parent=self.plot, auto_fit=True)
-        self.y_axis = dpg.add_plot_axis(dpg.mvYAxis, label=y_label, parent=self.plot, auto_fit=True)
+        dpg.add_plot_legend(parent=self.plot, location=legend, outside=True)
+        self.x_axis = dpg.add_plot_axis(dpg.mvXAxis, label="step", parent=self.plot)
+        self.y_axis = dpg.add_plot_axis(dpg.mvYAxis, label=y_label, parent=self.plot)
         self.series: dict[str, int] = {}
         self.log = True
+        self.follow = True
+        self.limits: tuple[tuple[float, float], tuple[float, float]] | None = None  # (x, y) as last set
+        self.ticks: list[float] = []  # the y ticks as last set (data units)
         self._log_shown = False
+        self._data: dict[str, tuple[list, list]] = {}
+        self._fixed_y: tuple[float, float] | None = None
+        self._fitted: tuple | None = None  # (limits, log) last applied
 
     def set_log(self, on: bool) -> None:
         self.log = on
@@ -78,19 +95,55 @@ class CurvePlot:
             dpg.configure_item(self.y_axis, scale=dpg.mvPlotScale_Log10 if log else dpg.mvPlotScale_Linear)
 
     def set_follow(self, on: bool) -> None:
+        """Follow the data (limits set by :meth:`fit`), or leave the axes to the user's zoom and pan."""
+        self.follow = on
+        if on:
+            self.fit()
+            return
+        self.limits = self._fitted = None
         for axis in (self.x_axis, self.y_axis):
-            dpg.configure_item(axis, auto_fit=on)
+            dpg.set_axis_limits_auto(axis)
+        dpg.reset_axis_ticks(self.y_axis)
 
     def set_y_range(self, lo: float | None = None, hi: float | None = None) -> None:
-        """Fix the error axis to [lo, hi] (ImPlot fits the data edge to edge, which hides a flat curve
-        under the frame), or follow the data again when either is None."""
-        if lo is None or hi is None:
-            dpg.set_axis_limits_auto(self.y_axis)
+        """Fix the error axis to [lo, hi], or fit it to the data again when either is None."""
+        self._fixed_y = None if lo is None or hi is None else (float(lo), float(hi))
+        self.fit()
+
+    def fit(self) -> None:
+        """Set the limits and ticks to the data (when following it)."""
+        if not self.follow:
+            return
+        log = self._log_shown
+        xs = [x for x, _ in self._data.values() if x]
+        ys = [v for _, y in self._data.values() for v in y if math.isfinite(v) and (v > 0 or not log)]
+        x0, x1 = (min(x[0] for x in xs), max(x[-1] for x in xs)) if xs else (0.0, 1.0)
+        x1 = x0 + 1.0 if x1 <= x0 else x1 + X_PAD * (x1 - x0)
+        if self._fixed_y is not None:
+            y0, y1 = self._fixed_y
+        elif ys:
+            y0, y1 = _padded(min(ys), max(ys), log)
         else:
-            dpg.set_axis_limits(self.y_axis, lo, hi)
+            y0, y1 = 0.0, 1.0
+        limits = ((float(x0), float(x1)), (float(y0), float(y1)))
+        if (limits, log) == self._fitted:
+            return
+        self.limits, self._fitted = limits, (limits, log)
+        dpg.set_axis_limits(self.x_axis, *limits[0])
+        dpg.set_axis_limits(self.y_axis, *limits[1])
+        self.ticks = log_ticks(y0, y1) if log else nice_ticks(y0, y1)
+        dpg.set_axis_ticks(self.y_axis, tuple((tick_label(t), t) for t in self.ticks))
+
+    def reset(self) -> None:
+        """No curves, axes back to their empty state (Reset, a new scene or mesh)."""
+        self.keep_only(set())
+        self._fixed_y = None
+        self.limits = self._fitted = None
+        self.fit()
 
     def set_curve(self, key: str, label: str, color: Sequence[int], x: np.ndarray, y: np.ndarray,
                   dashed: bool = False) -> None:
+        """Add or replace curve ``key`` (the limits follow at :meth:`keep_only` or :meth:`fit`)."""
         xs, ys = thin(x, y, self.log)
         if dashed:
             ys = dash(ys)
@@ -106,11 +159,15 @@ class CurvePlot:
             dpg.set_value(s, [xs, ys])
             if dpg.get_item_label(s) != label:
                 dpg.set_item_label(s, label)
+        self._data[key] = (xs, ys)
 
     def keep_only(self, keys: set[str]) -> None:
+        """Drop every curve not in ``keys``, then fit the axes to what is left."""
         for key in [k for k in self.series if k not in keys]:
             dpg.delete_item(self.series.pop(key))
+            self._data.pop(key, None)
         self._apply_scale()
+        self.fit()
 
     def points(self, key: str) -> int:
         """How many points the curve ``key`` shows (0 when absent)."""
@@ -120,6 +177,22 @@ class CurvePlot:
         x, y = dpg.get_item_rect_min(self.plot)
         w, h = dpg.get_item_rect_size(self.plot)
         return int(x), int(y), int(w), int(h)
+
+
+def _padded(lo: float, hi: float, log: bool) -> tuple[float, float]:
+    """[lo, hi] widened by ``Y_PAD`` of its span on each side (in log10 units on a log axis); a flat
+    curve first gets a span around it (a factor of 2 each way on a log axis)."""
+    if log:
+        a, b = math.log10(lo), math.log10(hi)
+        if b - a < 1e-9:
+            a, b = a - 0.3, b + 0.3
+        pad = Y_PAD * (b - a)
+        return 10 ** (a - pad), 10 ** (b + pad)
+    if hi - lo < 1e-12:
+        half = max(abs(hi), 1.0) * 0.5
+        lo, hi = lo - half, hi + half
+    pad = Y_PAD * (hi - lo)
+    return lo - pad, hi + pad
 
 
 class Plots:
@@ -147,8 +220,9 @@ class Plots:
             p.set_follow(on)
 
     def clear(self) -> None:
+        """Empty plots with fresh axes (Reset, Randomise, a new scene or mesh)."""
         for p in (self.errors, self.losses):
-            p.keep_only(set())
+            p.reset()
         self._last = None
 
     def update(self, snap: Snapshot) -> None:

@@ -7,7 +7,8 @@ Which switches a scene gets (:func:`switches_for`, named as ``studio compare --s
   rasterization; "none": no visibility gradient), ``soft`` (the soft-rasterization blur σ in
   squared pixels, shown while visibility is soft), ``mip`` (trilinear mipmapping) when an
   object is textured, ``restarts`` (greedy random search over orientations before the first
-  gradient step) when a rotation is fitted;
+  gradient step) when a rotation is fitted, ``shadows`` (off / hard / soft shadow maps,
+  :mod:`studio.render.shadow`) when the scene file has a [shadows] section;
 - SDF scenes: ``sdf_alpha``, the silhouette sharpness α of the soft mask sigmoid(-α·f_min), in
   1/scene units: annealed from soft to sharp over the step budget, or fixed.
 
@@ -23,8 +24,9 @@ import dearpygui.dearpygui as dpg
 
 from ..optim.engine import Snapshot
 from ..render.raster_pass import VISIBILITY_MODES
+from ..render.shadow import SHADOW_MODES
 from ..render.soft_raster import DEFAULT_SIGMA
-from .controls import Checkbox, Combo, Control, FloatSlider, IntSlider
+from .controls import Checkbox, Combo, Control, FloatSlider, IntSlider, Text
 
 MIPMAPPED, PLAIN = "linear-mipmap-linear", "linear"
 SIGMA_RANGE = (0.1, 8.0)  # px²: from barely soft to a blur of several pixels
@@ -44,6 +46,8 @@ def switches_for(scene: Any) -> tuple[str, ...]:
         out.append("mip")
     if any(p.metric == "rotation" for p in scene.params.trainable()):
         out.append("restarts")
+    if getattr(scene, "has_shadows", False):
+        out.append("shadows")
     return tuple(out)
 
 
@@ -91,6 +95,14 @@ class TeachingSwitches:
         dpg.add_text("Takes effect at Reset or Randomise: the search runs before the first gradient step.",
                      parent=self.restarts_row, color=_GREY, wrap=0)
 
+        self.shadows_row = dpg.add_group(parent=self.root)
+        self.shadows = Combo.add("shadows", SHADOW_MODES, "soft", parent=self.shadows_row, width=90,
+                                 on_change=lambda mode: self.send("shadows", mode))
+        self.shadows.tooltip("Shadow maps from each sun. soft: a smooth depth comparison filtered over a penumbra "
+                             "as wide as the sun's angular size, so the shadow's edge slides under gradients. hard: "
+                             "each pixel is lit or not, which gives the light no gradient from its shadow. The "
+                             "bias and the penumbra are sliders in the lighting group.")
+
         self.sdf_row = dpg.add_group(parent=self.root)
         self.anneal = Checkbox.add("anneal silhouette sharpness", True, parent=self.sdf_row,
                                    on_change=self._anneal_changed)
@@ -112,6 +124,7 @@ class TeachingSwitches:
         if opts.get("soft_sigma"):
             self.sigma.value = float(opts["soft_sigma"])
         self.mip.value = opts.get("filter_mode", MIPMAPPED) != PLAIN
+        self.shadows.value = str(opts.get("shadows", "off"))
         if "sdf_alpha" in self.applies:
             lo, hi = sdf_alpha_range(scene)
             dpg.configure_item(self.alpha.item, min_value=lo, max_value=hi)
@@ -147,6 +160,7 @@ class TeachingSwitches:
         dpg.configure_item(self.soft_row, show="soft" in on and self.visibility.value == "soft")
         dpg.configure_item(self.mip_row, show="mip" in on)
         dpg.configure_item(self.restarts_row, show="restarts" in on)
+        dpg.configure_item(self.shadows_row, show="shadows" in on)
         dpg.configure_item(self.sdf_row, show="sdf_alpha" in on)
         self.alpha.show(not self.anneal.value)
 
@@ -161,6 +175,7 @@ class TeachingSwitches:
             self.sigma.sync(float(sigma))
         self.mip.sync(opts.get("filter_mode", MIPMAPPED) != PLAIN)
         self.restarts.sync(int(opts.get("restarts", 0)))
+        self.shadows.sync(str(opts.get("shadows", "off")))
         if "sdf_alpha" in self.applies:
             fixed = opts.get("sdf_alpha")
             self.anneal.sync(fixed is None)
@@ -170,4 +185,4 @@ class TeachingSwitches:
 
     def controls(self) -> list[Control]:
         """Every input (for the keyboard-shortcut guard)."""
-        return [self.visibility, self.sigma, self.mip, self.restarts, self.anneal, self.alpha]
+        return [self.visibility, self.sigma, self.mip, self.restarts, self.shadows, self.anneal, self.alpha]

@@ -14,11 +14,18 @@ from typing import Any, Callable
 import numpy as np
 
 from ..render.raster_pass import VISIBILITY_MODES
+from ..render.shadow import SHADOW_MODES
 from ..scene.params import GROUPS
 
 
 def _visibility_word(word: str) -> str:
     if word.lower() not in VISIBILITY_MODES:
+        raise ValueError(word)
+    return word.lower()
+
+
+def _shadow_mode(word: str) -> str:
+    if word.lower() not in SHADOW_MODES:
         raise ValueError(word)
     return word.lower()
 
@@ -31,11 +38,11 @@ SWITCHES: dict[str, Callable[[str], Any]] = {
     "soft": lambda s: None if s.lower() in ("off", "none", "0") else float(s),
     "restarts": int,
     "sdf_alpha": lambda s: None if s.lower() in ("anneal", "none", "off") else float(s),
+    "shadows": _shadow_mode,
 }
 #: Where each switch lives: an engine/scene option name.
 OPTION_OF = {"visibility": "visibility", "antialias": "antialias", "mip": "filter_mode", "soft": "soft_sigma",
-             "restarts": "restarts",
-             "sdf_alpha": "sdf_alpha"}
+             "restarts": "restarts", "sdf_alpha": "sdf_alpha", "shadows": "shadows"}
 
 
 class CompareError(ValueError):
@@ -70,12 +77,14 @@ def compare_runs(scene_name: str, switch: str, words: tuple[str, str], *, backen
 
     if switch not in SWITCHES:
         raise CompareError(f"unknown switch {switch!r}; use one of {', '.join(SWITCHES)}.")
-    runs = []
-    for word in words:
+    values = []
+    for word in words:  # all of them before the first run, so a typo costs no run
         try:
-            value = SWITCHES[switch](word)
+            values.append(SWITCHES[switch](word))
         except ValueError:
             raise CompareError(f"{switch} cannot be set to {word!r}.") from None
+    runs = []
+    for word, value in zip(words, values):
         scene, engine, _ = build_engine(Options(scene=scene_name, backend=backend, device=device,
                                                 steps=steps, resolution=resolution))
         engine.set_option(OPTION_OF[switch], value)

@@ -9,6 +9,7 @@ the GUI treat them alike.
 from __future__ import annotations
 
 import inspect
+import sys
 import threading
 import traceback
 from contextlib import contextmanager
@@ -206,13 +207,17 @@ def call_loss(d: LossDef, render: torch.Tensor, target: torch.Tensor, ctx: LossC
     """Evaluate a loss and check what it returned.
 
     Raises:
-        LossFailure: it raised, or returned something other than a finite scalar tensor, or (when
-            ``needs_grad``) a tensor with no gradient path to the parameters.
+        LossFailure: it raised anything (``SystemExit`` too; a ``KeyboardInterrupt`` on the main
+            thread is the user's Ctrl-C and passes through), or returned something other than a finite
+            scalar tensor, or (when ``needs_grad``) a tensor with no gradient path to the parameters.
     """
     kind = "built-in loss" if d.builtin else "loss plugin"
     try:
         value = d.fn(render, target, ctx)
-    except Exception as exc:  # noqa: BLE001 - a plugin may raise anything; the run must go on
+    except BaseException as exc:  # noqa: BLE001 - a plugin may raise anything, SystemExit too; the run goes on
+        if sys.is_finalizing() or (isinstance(exc, KeyboardInterrupt)
+                                   and threading.current_thread() is threading.main_thread()):
+            raise  # the interpreter exiting, or the user's own Ctrl-C
         tb = traceback.extract_tb(exc.__traceback__)
         raise LossFailure(f"{kind} {d.name!r} ({_where(d, tb)}) raised {exc.__class__.__name__}: {exc}",
                           traceback.format_exc()) from None

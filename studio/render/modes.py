@@ -104,10 +104,20 @@ def pixel_loss_gradient(loss_fn: PixelLoss, rgb: torch.Tensor, alpha: torch.Tens
 
 
 def gradient_heatmap(magnitude: torch.Tensor) -> torch.Tensor:
-    """[B,H,W] non-negative values -> heatmap colours, each image scaled to its 99th percentile."""
+    """[B,H,W] non-negative values -> heatmap colours, scaled to their 99th percentile."""
+    return gradient_heatmap_scaled(magnitude)[0]
+
+
+def gradient_heatmap_scaled(magnitude: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """[B,H,W] non-negative values -> (heatmap colours [B,H,W,3], the value shown as white: the
+    99th percentile over the batch; 0 when every value is 0, a black image)."""
     mags = magnitude.detach().float().cpu().numpy()
-    out = np.stack([heatmap(m) if m.max() > 0 else np.zeros((*m.shape, 3), np.float32) for m in mags])
-    return torch.from_numpy(out).to(magnitude.device)
+    top = float(np.percentile(mags, 99)) if mags.size and mags.max() > 0 else 0.0
+    if top <= 0 < mags.max():  # fewer than 1% of the pixels feel the loss: scale to the largest
+        top = float(mags.max())
+    out = heatmap(mags.reshape(-1, mags.shape[-1]), vmax=top).reshape(*mags.shape, 3) if top > 0 else \
+        np.zeros((*mags.shape, 3), np.float32)
+    return torch.from_numpy(np.ascontiguousarray(out, dtype=np.float32)).to(magnitude.device), top
 
 
 def signed_colors(values: torch.Tensor, scale: float | None = None) -> tuple[torch.Tensor, float]:
@@ -129,6 +139,16 @@ def signed_colors(values: torch.Tensor, scale: float | None = None) -> tuple[tor
     neg = torch.tensor(NEGATIVE_COLOR, device=v.device)
     rgb = t.clamp(min=0).unsqueeze(-1) * pos + (-t).clamp(min=0).unsqueeze(-1) * neg
     return linear_to_srgb(rgb), float(scale)
+
+
+def display_image_scaled(mode: str, out: Any, loss_fn: PixelLoss | None = None) -> tuple[torch.Tensor, float]:
+    """:func:`display_image` and its colour scale: for :data:`LOSS_GRADIENT` the |d loss / d pixel|
+    shown as white (per unit of linear RGB), else 0 (the mode has no scale)."""
+    if mode == LOSS_GRADIENT:
+        if loss_fn is None:
+            raise ValueError("the loss gradient mode needs the loss (loss_fn).")
+        return gradient_heatmap_scaled(pixel_loss_gradient(loss_fn, out.rgb, out.alpha))
+    return display_image(mode, out, loss_fn), 0.0
 
 
 def display_image(mode: str, out: Any, loss_fn: PixelLoss | None = None) -> torch.Tensor:

@@ -1,8 +1,11 @@
-"""Shading on a G-buffer: unlit, Lambert, Blinn-Phong, spherical-harmonics and cube-map environment light.
+"""Shading on a G-buffer: unlit, Lambert, Blinn-Phong, physically based (GGX), spherical-harmonics
+and cube-map environment light.
 
 Works the same for every renderer because it only reads a :class:`GBuffer`.  All colours are
-linear RGB; directions are world space.  Shadows and ambient occlusion are applied when the
-renderer provided them (``gb.shadow``, ``gb.occlusion``).
+linear-RGB radiance; directions are world space.  Units: a directional light of intensity 1 gives
+a white Lambertian surface facing it radiance 1 (its irradiance is π; the Lambert BRDF is 1/π), in
+every model.  Shadows and ambient occlusion are applied when the renderer provided them
+(``gb.shadow``, ``gb.occlusion``).  The "pbr" model is :mod:`studio.render.pbr`.
 """
 
 from __future__ import annotations
@@ -12,13 +15,11 @@ from dataclasses import dataclass
 import torch
 
 from .backend import Backend
+from .envmap import reflect, sh_irradiance
 from .gbuffer import GBuffer
+from .pbr import shade_pbr
 
-SHADING_MODELS = ("unlit", "lambert", "phong")
-
-# Ramamoorthi & Hanrahan (2001), "An efficient representation for irradiance environment maps".
-_C1, _C2, _C3, _C4, _C5 = 0.429043, 0.511664, 0.743125, 0.886227, 0.247708
-
+SHADING_MODELS = ("unlit", "lambert", "phong", "pbr")
 
 @dataclass(frozen=True)
 class Lights:
@@ -41,26 +42,6 @@ class Lights:
     envmap: torch.Tensor | None = None
 
 
-def sh_irradiance(normal: torch.Tensor, sh: torch.Tensor) -> torch.Tensor:
-    """Irradiance / pi for unit normals [...,3] from SH radiance coefficients [9,3] -> [...,3]."""
-    x, y, z = normal.unbind(-1)
-    c = sh
-    e = (
-        _C1 * c[8] * (x * x - y * y)[..., None]
-        + _C3 * c[6] * (z * z)[..., None]
-        + _C4 * c[0]
-        - _C5 * c[6]
-        + 2 * _C1 * (c[4] * (x * y)[..., None] + c[7] * (x * z)[..., None] + c[5] * (y * z)[..., None])
-        + 2 * _C2 * (c[3] * x[..., None] + c[1] * y[..., None] + c[2] * z[..., None])
-    )
-    return e / torch.pi
-
-
-def reflect(view_dir: torch.Tensor, normal: torch.Tensor) -> torch.Tensor:
-    """Mirror direction of ``view_dir`` (surface -> eye) about ``normal``, both [...,3]."""
-    return 2 * (view_dir * normal).sum(-1, keepdim=True) * normal - view_dir
-
-
 def shade(
     gb: GBuffer,
     albedo: torch.Tensor,
@@ -69,6 +50,8 @@ def shade(
     specular: torch.Tensor | float = 0.0,
     shininess: torch.Tensor | float = 32.0,
     backend: Backend | None = None,
+    roughness: torch.Tensor | None = None,
+    metallic: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Shade a G-buffer.
 
@@ -76,11 +59,13 @@ def shade(
         gb: the renderer's G-buffer.
         albedo: [B,H,W,3] diffuse colour (linear RGB).
         lights: the lighting.
-        model: "unlit" (albedo only), "lambert" (diffuse) or "phong" (diffuse + Blinn-Phong
-            specular, plus mirror reflections of ``lights.envmap``).
+        model: "unlit" (albedo only), "lambert" (diffuse), "phong" (diffuse + Blinn-Phong
+            specular, plus mirror reflections of ``lights.envmap``) or "pbr" (GGX metallic-roughness
+            with ``albedo`` as base colour; ``lights.envmap`` lights it prefiltered by roughness).
         specular: specular strength ks, a scalar or [B,H,W,1].
         shininess: Blinn-Phong exponent, a scalar or [B,H,W,1].
         backend: needed to sample ``lights.envmap`` (cube-map texture lookups).
+        roughness, metallic: [B,H,W,1] in [0, 1], for "pbr" (default 0.5 and 0).
 
     Returns:
         [B,H,W,3] linear RGB radiance (not composited over a background).
@@ -90,12 +75,19 @@ def shade(
     if model == "unlit":
         return albedo
     n = gb.normal
+    open_sky = 1.0 if gb.occlusion is None else gb.occlusion
+    if model == "pbr":
+        extra = lights.ambient * open_sky
+        if lights.sh is not None:
+            extra = extra + sh_irradiance(n, lights.sh) * open_sky
+        rough = roughness if roughness is not None else torch.full_like(gb.mask, 0.5)
+        metal = metallic if metallic is not None else torch.zeros_like(gb.mask)
+        return shade_pbr(gb, albedo, rough, metal, lights, backend, extra)
     dirs = torch.nn.functional.normalize(lights.directions, dim=-1)  # [L,3]
     ndotl = torch.einsum("bhwc,lc->bhwl", n, dirs)  # [B,H,W,L]
     lit = ndotl.clamp(min=0.0)
     if gb.shadow is not None:
         lit = lit * gb.shadow
-    open_sky = 1.0 if gb.occlusion is None else gb.occlusion
     diffuse = lights.ambient * open_sky + torch.einsum("bhwl,lc->bhwc", lit, lights.colors)
     if lights.sh is not None:
         diffuse = diffuse + sh_irradiance(n, lights.sh) * open_sky

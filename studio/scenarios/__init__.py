@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import user_path
 from ..scene.spec import SceneError, SceneSpec, load_scene_file
 
 ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
@@ -25,7 +26,7 @@ class ScenarioInfo:
 
 def list_scenarios() -> list[ScenarioInfo]:
     """Every built-in scenario with its one-line description, in a stable teaching order."""
-    order = ["cube", "pose", "texture", "lighting", "camera", "deform", "joint", "sdf", "sdf-shadow", "objects"]
+    order = ["cube", "pose", "texture", "lighting", "camera", "deform", "joint", "sdf", "sdf-shadow", "mesh-shadow", "materials", "objects"]
     infos = []
     for path in sorted(SCENES_DIR.glob("*.toml")):
         spec = load_scene_file(path)
@@ -39,8 +40,8 @@ def scenario_path(name_or_path: str | Path) -> Path:
     Raises:
         SceneError: neither a built-in scenario nor an existing file (with the list of names).
     """
-    p = Path(name_or_path)
-    if p.suffix == ".toml" or p.exists():
+    p = user_path(name_or_path)
+    if p.suffix == ".toml" or p.is_file():
         if not p.exists():
             raise SceneError(f"scene file {p} does not exist.")
         return p

@@ -3,22 +3,24 @@
 Scene files name assets as strings:
 
 - meshes: ``"procedural:NAME[:ARG]"`` (cube, icosphere:N, uv_sphere, torus, peanut:N,
-  lobed_sphere:N, critter:N, displaced_icosphere:N, scanned_blob:VERTICES) or a mesh file path
-  relative to the scene file;
+  lobed_sphere:N, critter:N, textured_critter:ROWS, ground:N, displaced_icosphere:N,
+  scanned_blob:VERTICES) or a mesh file path relative to the scene file;
 - textures: ``"NAME[:SIZE]"`` (checkerboard, uv_grid, planet) or an image path;
-- environment light: ``"sky[:SIZE]"`` (a cube map) or ``"sky_sh"`` (its 9 SH coefficients).
+- environment light: ``"sky[:SIZE]"`` or ``"studio[:SIZE]"`` (cube maps) or ``"sky_sh"`` (the sky's 9
+  SH coefficients).
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from ..images import ImageError, read_image, srgb_to_linear
+from ..images import ImageError, read_linear
+from ..paths import user_path
+from ..render.envmap import cube_directions, cube_sh
 from . import procedural
 from .mesh import Mesh, load_mesh, normalize_mesh
 from .spec import SceneError
@@ -28,9 +30,11 @@ _MESHES: dict[str, Callable[..., Mesh]] = {
     "icosphere": lambda n="3": procedural.icosphere(int(n)),
     "uv_sphere": lambda rows="32": procedural.uv_sphere(int(rows), 2 * int(rows)),
     "torus": lambda: procedural.torus(),
+    "ground": lambda n="8": procedural.ground_plane(int(n)),
     "peanut": lambda n="4": procedural.peanut(int(n)),
     "lobed_sphere": lambda n="4": procedural.lobed_sphere(int(n)),
     "critter": lambda n="4": procedural.critter(int(n)),
+    "textured_critter": lambda rows="48": procedural.textured_critter(int(rows), 2 * int(rows)),
     "displaced_icosphere": lambda n="5": procedural.displaced_icosphere(int(n)),
     "scanned_blob": lambda n="8000": procedural.scanned_blob(int(n)),
 }
@@ -52,8 +56,7 @@ def resolve_mesh(ref: str, base_dir: Path, normalize: bool = True) -> Mesh:
         except (TypeError, ValueError):
             raise SceneError(f"procedural mesh {ref!r} has a bad argument; e.g. procedural:icosphere:3.") from None
         return normalize_mesh(mesh) if normalize else mesh
-    path = Path(ref)
-    return load_mesh(path if path.is_absolute() else base_dir / path, normalize=normalize)
+    return load_mesh(user_path(ref, base_dir), normalize=normalize)
 
 
 def _size(args: list[str], default: int) -> int:
@@ -84,15 +87,18 @@ def resolve_texture(ref: str, base_dir: Path) -> torch.Tensor:
         return sky_cubemap(_size(args, 32))
     if name == "sky_sh":
         return sky_sh()
-    path = Path(ref) if Path(ref).is_absolute() else base_dir / ref
-    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
-        img = read_image(path)
+    if name == "studio":
+        return studio_radiance(cube_directions(_size(args, 32)))
+    path = user_path(ref, base_dir)
+    if path.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".exr", ".npy"):
+        img = read_linear(path)
         if img.shape[-1] < 3:
             img = np.repeat(img[..., :1], 3, -1)
-        return torch.from_numpy(srgb_to_linear(img[..., :3])).float()
+        return torch.from_numpy(np.ascontiguousarray(img[..., :3])).float()
     if path.exists():
-        raise ImageError(f"texture {path} is not a PNG/JPEG/BMP/TIFF image.")
-    raise SceneError(f"unknown texture {ref!r}; use checkerboard, uv_grid, planet, sky, sky_sh or an image file.")
+        raise ImageError(f"texture {path} is not a PNG/JPEG/BMP/TIFF/EXR/NPY image.")
+    raise SceneError(f"unknown texture {ref!r}; use checkerboard, uv_grid, planet, sky, sky_sh, studio or an image "
+                     "file.")
 
 
 def sky_radiance(d: torch.Tensor) -> torch.Tensor:
@@ -110,36 +116,28 @@ def sky_radiance(d: torch.Tensor) -> torch.Tensor:
     return color + sun
 
 
-def _cube_directions(size: int) -> torch.Tensor:
-    """Unit directions [6,R,R,3] of cube-map texel centres (faces +x,-x,+y,-y,+z,-z, OpenGL layout)."""
-    c = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
-    t, s = torch.meshgrid(c, c, indexing="ij")  # t down the rows, s along the columns
-    one = torch.ones_like(s)
-    faces = [
-        torch.stack([one, -t, -s], -1), torch.stack([-one, -t, s], -1),
-        torch.stack([s, one, t], -1), torch.stack([s, -one, -t], -1),
-        torch.stack([s, -t, one], -1), torch.stack([-s, -t, -one], -1),
-    ]
-    return torch.nn.functional.normalize(torch.stack(faces), dim=-1)
+def studio_radiance(d: torch.Tensor) -> torch.Tensor:
+    """Radiance [...,3] of a photo studio for unit directions [...,3] (+y up): a dim room, a warm
+    key softbox up left in front, a cool fill softbox to the right and a bright strip light behind
+    (distinct shapes in glossy reflections, which is what tells roughness from colour)."""
+    y = d[..., 1:2]
+    room = 0.06 + 0.04 * y.clamp(min=0.0)
+    color = room.expand(*d.shape[:-1], 3) * torch.tensor([1.0, 0.95, 0.9])
+
+    def box(towards: list[float], cos_edge: float, radiance: list[float]) -> torch.Tensor:
+        c = (d * torch.nn.functional.normalize(torch.tensor(towards), dim=0)).sum(-1, keepdim=True)
+        return torch.sigmoid((c - cos_edge) * 120) * torch.tensor(radiance)
+
+    color = color + box([-0.6, 0.6, 0.6], 0.92, [3.0, 2.5, 2.0]) + box([0.8, 0.2, 0.4], 0.94, [1.0, 1.4, 2.2])
+    strip = torch.sigmoid((0.15 - (d[..., 0:1]).abs()) * 60) * torch.sigmoid((-d[..., 2:3] - 0.3) * 60)
+    return color + strip * torch.sigmoid((y - 0.1) * 60) * torch.tensor([2.0, 2.0, 2.0])
 
 
 def sky_cubemap(size: int = 32) -> torch.Tensor:
     """[6,R,R,3] cube map of :func:`sky_radiance`."""
-    return sky_radiance(_cube_directions(size))
+    return sky_radiance(cube_directions(size))
 
 
 def sky_sh(samples: int = 64) -> torch.Tensor:
     """[9,3] order-2 SH projection of :func:`sky_radiance` (the same light as :func:`sky_cubemap`)."""
-    d = _cube_directions(samples).reshape(-1, 3)
-    # Solid angle of each texel of a cube map: proportional to 1 / |p|^3 for the unnormalised p.
-    c = (torch.arange(samples, dtype=torch.float32) + 0.5) / samples * 2 - 1
-    t, s = torch.meshgrid(c, c, indexing="ij")
-    w = (1 + s * s + t * t) ** -1.5
-    w = w.reshape(-1).repeat(6)
-    w = w * (4 * math.pi / w.sum())
-    x, y, z = d.unbind(-1)
-    basis = torch.stack([
-        torch.full_like(x, 0.282095), 0.488603 * y, 0.488603 * z, 0.488603 * x,
-        1.092548 * x * y, 1.092548 * y * z, 0.315392 * (3 * z * z - 1), 1.092548 * x * z, 0.546274 * (x * x - y * y),
-    ], -1)
-    return (basis * w[:, None]).T @ sky_radiance(d)
+    return cube_sh(sky_cubemap(samples))

@@ -116,6 +116,11 @@ class SceneBase:
         """(albedo [B,H,W,3], specular [B,H,W,1], shininess [B,H,W,1]) at every pixel."""
         raise NotImplementedError
 
+    def pbr_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):
+        """(roughness [B,H,W,1], metallic [B,H,W,1]) for the "pbr" shading model, or (None, None)
+        for the defaults of :func:`studio.render.shading.shade`."""
+        return None, None
+
     # ------------------------------------------------------------------ building
 
     def _add(self, **kw: object) -> Parameter:
@@ -159,7 +164,9 @@ class SceneBase:
         self._add(name="camera.distance", group="camera", value=torch.tensor([float(c.distance)], device=dev),
                   lower=0.5, upper=20.0, metric="relative", lr=0.02, description="distance to the target (scene units)")
         self._add(name="camera.fov", group="camera", value=torch.tensor([float(c.fov)], device=dev),
-                  lower=10.0, upper=120.0, unit="deg", lr=0.5, description="vertical field of view (degrees)")
+                  lower=10.0, upper=120.0, unit="deg", lr=0.5,
+                  description=f"field of view across the picture's {'width' if c.fov_axis == 'x' else 'height'} "
+                              "(degrees; [camera] fov_axis)")
         self._add(name="camera.target", group="camera", value=torch.tensor(c.target, dtype=torch.float32, device=dev),
                   lower=-5.0, upper=5.0, unit="units", lr=0.01, description="point the camera looks at")
         views = c.views
@@ -283,10 +290,20 @@ class SceneBase:
             fwds.append(-view[2, :3])
         return torch.stack(mats), torch.stack(eyes), torch.stack(fwds)
 
+    def vertical_fov(self, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """The vertical field of view in degrees (a 0-d tensor, differentiable in ``camera.fov``):
+        ``camera.fov`` itself, or, with ``fov_axis = "x"``, the vertical angle that gives the
+        picture that horizontal angle at its aspect (width / height)."""
+        fov = values["camera.fov"][0]
+        if self.spec.camera.fov_axis != "x":
+            return fov
+        h, w = self.resolution
+        return torch.rad2deg(2.0 * torch.atan(torch.tan(torch.deg2rad(fov) / 2.0) * h / w))
+
     def cameras(self, views: Sequence[int], values: Mapping[str, torch.Tensor]):
         """(mvp [B,4,4], eye [B,3], forward [B,3]) of the given views, differentiable in the camera."""
         h, w = self.resolution
-        proj = perspective(values["camera.fov"][0], w / h, 0.05, 50.0, device=self.device)
+        proj = perspective(self.vertical_fov(values), w / h, 0.05, 50.0, device=self.device)
         view, eye, fwd = self.views(views, values)
         return proj @ view, eye, fwd
 
@@ -304,7 +321,9 @@ class SceneBase:
         """Material, lighting and compositing over the background on a G-buffer, then the
         renderer's ``finish`` (silhouette antialiasing for meshes)."""
         albedo, specular, shininess = self.material_maps(gb, values)
-        color = shade(gb, albedo, self.lights(values), self.spec.shading, specular, shininess, self.backend)
+        rough, metal = self.pbr_maps(gb, values) if self.spec.shading == "pbr" else (None, None)
+        color = shade(gb, albedo, self.lights(values), self.spec.shading, specular, shininess, self.backend,
+                      roughness=rough, metallic=metal)
         bg = torch.tensor(self.spec.background, dtype=color.dtype, device=color.device)
         composite = torch.cat([color * gb.alpha + bg * (1 - gb.alpha), gb.alpha], -1)
         out = gb.finish(composite)

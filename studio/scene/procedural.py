@@ -122,6 +122,21 @@ def uv_sphere(rows: int = 32, cols: int = 64, radius: float = 1.0) -> Mesh:
     return _mesh(vertices, faces, f"uv_sphere{rows}x{cols}", np.concatenate([uv_rings, uv_poles]), uv_faces)
 
 
+def ground_plane(segments: int = 8) -> Mesh:
+    """A square ground in the xz-plane at y = 0, from -1 to 1 on both axes, facing +y, split into
+    ``segments`` x ``segments`` cells (two triangles each) with a UV map over the square."""
+    if segments < 1:
+        raise ValueError(f"a ground plane needs at least 1 segment, got {segments}.")
+    n = segments + 1
+    i, j = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    x, z = 2 * j / segments - 1, 2 * i / segments - 1
+    vertices = np.stack([x, np.zeros_like(x), z], -1).reshape(-1, 3)
+    uv = np.stack([j / segments, i / segments], -1).reshape(-1, 2)
+    idx = i * n + j
+    faces, _ = _grid_faces(idx, idx)
+    return _mesh(vertices, faces, "ground_plane", uv, faces)
+
+
 def torus(major_radius: float = 0.7, minor_radius: float = 0.3, major_segments: int = 48,
           minor_segments: int = 24) -> Mesh:
     """Torus around the y axis (a ring lying in the xz-plane) with a UV map.
@@ -214,7 +229,7 @@ def lobed_sphere(subdivisions: int = 4, radius: float = 1.0, lobes: int = 5, amp
 
 
 def _critter_radius(d: np.ndarray) -> np.ndarray:
-    """Radius [V] of :func:`critter`'s shape at unit directions d [V,3]."""
+    """Radius [V] of :func:`critter`'s surface along unit directions d [V,3] (before scaling)."""
     #          direction               amplitude  sharpness
     parts = [((0.0, 0.5, 1.0),         0.45,      10.0),   # head
              ((0.0, 0.2, 1.0),         0.15,      40.0),   # snout
@@ -305,6 +320,19 @@ def scanned_blob(vertices: int = 8000, radius: float = 1.0, noise: float = 0.004
     r = _critter_radius(d)
     r = r * (1 + noise * rng.normal(size=r.shape))
     return _mesh(d * (r * radius / r.max())[:, None], faces, "scanned_blob")
+
+
+def textured_critter(rows: int = 48, cols: int = 96, radius: float = 1.0) -> Mesh:
+    """:func:`critter`'s shape on :func:`uv_sphere`'s vertices, with its equirectangular UVs.
+
+    A non-convex, genus-0 shape with a texture map (poles at +-y, seam facing -z), for textured
+    captures and reconstructions; ``rows`` x ``cols`` as in :func:`uv_sphere`.
+    """
+    sphere = uv_sphere(rows, cols)
+    d = sphere.vertices.double().numpy()
+    rad = _critter_radius(d)
+    return _mesh(d * (rad * radius / rad.max())[:, None], sphere.faces.numpy(), "textured_critter",
+                 sphere.uv.numpy(), sphere.uv_faces.numpy())
 
 
 # ------------------------------------------------------------------------------------ textures

@@ -8,13 +8,14 @@ linear RGB composited over the background, top row first, with an antialiased al
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping
 
 import torch
 
 from ..render.gbuffer import GBuffer
 from ..render.raster_pass import raster_gbuffer
+from ..render.shadow import SHADOW_MODES, check_mode, shadow_gbuffer_term
 from .assets import resolve_mesh, resolve_texture
 from .base import RenderOutput, SceneBase
 from .camera import quaternion_to_matrix, to_clip
@@ -25,6 +26,8 @@ from .surface_distance import surface_chamfer
 
 # Rounds of neighbour averaging that turn per-vertex noise into dents a few rings wide.
 _DENT_SMOOTHING = 12
+#: The scene file's [shadows] section and its defaults (mode off: no shadow pass at all).
+SHADOW_KEYS = {"mode": "off", "resolution": 512, "bias": 0.01}
 
 
 @dataclass
@@ -45,7 +48,9 @@ class Scene(SceneBase):
     Args:
         spec: the parsed scene file.
         backend: rendering backend (its device is the scene's device).
-        options: render switches, see :class:`SceneBase`.
+        options: render switches, see :class:`SceneBase`; ``shadows`` ("off", "hard" or "soft",
+            default: the [shadows] section's ``mode``) picks how the fit is shadowed (the targets
+            always use the scene file's mode).
     """
 
     def __init__(self, spec, backend, **options: object):
@@ -54,7 +59,32 @@ class Scene(SceneBase):
         self.objects: list[_Object] = []
         self._gt_vertices: dict[str, torch.Tensor] = {}
         self._vertex_metric: dict[str, str] = {}
-        super().__init__(spec, backend, **options)
+        self.shadow_settings = self._shadow_settings(spec)
+        super().__init__(spec, backend, **{"shadows": self.shadow_settings["mode"], **options})
+
+    @staticmethod
+    def _shadow_settings(spec) -> dict:
+        given = spec.extra.get("shadows", {})
+        unknown = set(given) - set(SHADOW_KEYS)
+        if unknown:
+            raise SceneError(f"{spec.source}: unknown key {sorted(unknown)[0]!r} in [shadows]; known keys are "
+                             f"{', '.join(sorted(SHADOW_KEYS))}.")
+        settings = {**SHADOW_KEYS, **given}
+        if settings["mode"] not in SHADOW_MODES:
+            raise SceneError(f"{spec.source}: [shadows] mode must be one of {', '.join(SHADOW_MODES)}, "
+                             f"got {settings['mode']!r}.")
+        if not isinstance(settings["resolution"], int) or not 8 <= settings["resolution"] <= 4096:
+            raise SceneError(f"{spec.source}: [shadows] resolution must be a whole number of texels from 8 to 4096, "
+                             f"got {settings['resolution']!r}.")
+        if not isinstance(settings["bias"], (int, float)) or settings["bias"] <= 0:
+            raise SceneError(f"{spec.source}: [shadows] bias must be a positive distance in scene units, "
+                             f"got {settings['bias']!r}.")
+        return settings
+
+    @property
+    def has_shadows(self) -> bool:
+        """Whether the scene file has a [shadows] section (its bias and penumbra parameters exist)."""
+        return "shadows" in self.spec.extra
 
     # ------------------------------------------------------------------ building
 
@@ -94,6 +124,28 @@ class Scene(SceneBase):
                       lower=0.0, upper=2.0, unit="rgb", lr=0.01, description=f"specular strength of {o.name}")
             self._add(name=f"{o.name}.shininess", group="material", value=torch.tensor([float(o.shininess)], device=dev),
                       lower=1.0, upper=256.0, metric="relative", lr=1.0, description=f"Blinn-Phong exponent of {o.name}")
+            if self.spec.shading == "pbr":
+                self._add(name=f"{o.name}.roughness", group="material", value=torch.tensor([float(o.roughness)], device=dev),
+                          lower=0.02, upper=1.0, lr=0.01,
+                          description=f"GGX perceptual roughness of {o.name} (0 mirror, 1 matte)")
+                self._add(name=f"{o.name}.metallic", group="material", value=torch.tensor([float(o.metallic)], device=dev),
+                          lower=0.0, upper=1.0, lr=0.01,
+                          description=f"metallic of {o.name} (0 dielectric with 4% reflectance, 1 metal tinted by its colour)")
+
+    def _build_lights(self) -> None:
+        super()._build_lights()
+        if not self.has_shadows:
+            return
+        dev = self.device
+        self._add(name="shadow.bias", group="lighting", value=torch.tensor([float(self.shadow_settings["bias"])], device=dev),
+                  lower=1e-4, upper=0.2, unit="units", lr=0.001,
+                  description="shadow-map depth bias (scene units): larger removes self-shadowing, too large "
+                              "detaches shadows from their casters")
+        for light in self.spec.lights:
+            self._add(name=f"light.{light.name}.penumbra", group="lighting",
+                      value=torch.tensor([float(light.penumbra)], device=dev), lower=0.0, upper=30.0, unit="deg",
+                      lr=0.2, description=f"angular radius of light {light.name} (degrees): the width of its "
+                                          "soft shadows' penumbra")
 
     def _albedo_value(self, o, mesh: Mesh) -> tuple[str, torch.Tensor]:
         a = o.albedo
@@ -134,7 +186,16 @@ class Scene(SceneBase):
     def _after_free_params(self) -> None:
         if any(self.params[f"{o.name}.vertices"].trainable for o in self.objects):
             self.params.derived_metrics["geometry"] = self._vertex_error
+        if self.spec.shading == "pbr":
+            self.params.derived_metrics["material"] = self._material_error
         self._weigh_texels()
+
+    def _material_error(self) -> GroupError | None:
+        """Material error of a PBR scene: the mean RMSE of every fitted material parameter (base
+        colour, roughness, metallic, ...), all on [0, 1] scales, so roughness and metallic count
+        as much as colour."""
+        errs = [e for p in self.params.in_group("material") if p.trainable and (e := p.error()) is not None]
+        return GroupError(sum(errs) / len(errs), "rgb") if errs else None
 
     def _truth(self, p: Parameter) -> torch.Tensor:
         if p.name in self._gt_vertices:
@@ -182,26 +243,39 @@ class Scene(SceneBase):
     # ------------------------------------------------------------------ metrics
 
     def _vertex_error(self) -> GroupError | None:
-        """Geometry error of the optimised meshes in scene units (RMS over objects): vertex RMSE
-        against the true vertices, or, with ``metric = "chamfer"`` and for objects fitted to a
-        target mesh (no vertex correspondence), the symmetric point-to-surface Chamfer distance."""
+        """Geometry error of the optimised meshes in world space, scene units (RMS over objects):
+        vertex RMSE against the true vertices, or, with ``metric = "chamfer"`` and for objects fitted
+        to a target mesh (no vertex correspondence), the symmetric point-to-surface Chamfer distance.
+
+        Both sides are placed by their object's position, rotation and scale (the fit's current
+        ones, the truth's ground truth), so moving, turning or scaling an object is an error too."""
         total, count = 0.0, 0
         values = self.params.values()
+        truth_pose = {n: self._truth(self.params[n]).to(self.device) for n in values
+                      if n.endswith((".position", ".rotation", ".scale"))}
         with torch.no_grad():
             for o in self.objects:
                 name = f"{o.name}.vertices"
                 if not self.params[name].trainable:
                     continue
-                x = self.object_vertices(o, values)
+                x = self._to_world(o, self.object_vertices(o, values), values)
                 truth = self._gt_vertices.get(name)
                 if self._vertex_metric[name] == "rmse":
-                    total += float((x - truth).square().sum(-1).mean())
+                    total += float((x - self._to_world(o, truth, truth_pose)).square().sum(-1).mean())
                 elif truth is not None:
-                    total += float(surface_chamfer(x, o.mesh.faces, truth, o.mesh.faces)) ** 2
+                    total += float(surface_chamfer(x, o.mesh.faces, self._to_world(o, truth, truth_pose),
+                                                   o.mesh.faces)) ** 2
                 else:
-                    total += float(surface_chamfer(x, o.mesh.faces, o.target.vertices, o.target.faces)) ** 2
+                    total += float(surface_chamfer(x, o.mesh.faces, self._to_world(o, o.target.vertices, truth_pose),
+                                                   o.target.faces)) ** 2
                 count += 1
         return GroupError(math.sqrt(total / count), "units") if count else None
+
+    @staticmethod
+    def _to_world(o: _Object, v_obj: torch.Tensor, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """Object-space vertices [V,3] of ``o`` -> world space with its scale, rotation and position."""
+        rot = quaternion_to_matrix(values[f"{o.name}.rotation"])
+        return (v_obj * values[f"{o.name}.scale"]) @ rot.T + values[f"{o.name}.position"]
 
     def object_vertices(self, o: _Object, values: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Object-space vertex positions [V,3] of ``o``."""
@@ -227,8 +301,7 @@ class Scene(SceneBase):
                 v_obj, f_obj = self._gt_vertices[f"{o.name}.vertices"], o.mesh.faces
             else:
                 v_obj, f_obj = self.object_vertices(o, values), o.mesh.faces
-            rot = quaternion_to_matrix(values[f"{o.name}.rotation"])
-            v = (v_obj * values[f"{o.name}.scale"]) @ rot.T + values[f"{o.name}.position"]
+            v = self._to_world(o, v_obj, values)
             verts.append(v)
             normals.append(vertex_normals(v, f_obj))
             faces.append(f_obj + offset)
@@ -248,7 +321,24 @@ class Scene(SceneBase):
                             tri_object=self._tri_object if faces.shape == self._faces.shape else None,
                             visibility=self.options["visibility"], topology=topology,
                             soft_sigma=self.options.get("soft_sigma"))
-        return self.shade(gb, values)
+        return self.shade(self._with_shadows(gb, verts, faces, topology, values, target), values)
+
+    def _with_shadows(self, gb: GBuffer, verts: torch.Tensor, faces: torch.Tensor, topology: object,
+                      values: Mapping[str, torch.Tensor], target: bool) -> GBuffer:
+        """``gb`` with its ``shadow`` field filled from shadow maps of every directional light
+        (:mod:`studio.render.shadow`); targets use the scene file's mode, the fit the ``shadows`` option."""
+        mode = self.shadow_settings["mode"] if target else check_mode(self.options.get("shadows", "off"))
+        if mode == "off" or not self.spec.lights:
+            return gb
+        if not self.has_shadows:
+            raise SceneError(f"{self.spec.source}: shadows {mode!r} need a [shadows] section in the scene file "
+                             "(mode, resolution, bias; see assets/scenes/mesh-shadow.toml).")
+        lights = self.lights(values)
+        penumbra = torch.cat([values[f"light.{light.name}.penumbra"] for light in self.spec.lights])
+        shadow = shadow_gbuffer_term(self.backend, verts, faces, lights.directions, gb.position, gb.normal, mode=mode,
+                                     bias=values["shadow.bias"], penumbra_deg=penumbra,
+                                     size=int(self.shadow_settings["resolution"]), topology=topology)
+        return replace(gb, shadow=shadow)
 
     def material_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):
         albedo = gb.albedo if gb.albedo is not None else torch.zeros_like(gb.position)
@@ -262,6 +352,12 @@ class Scene(SceneBase):
         spec = torch.stack([values[f"{o.name}.specular"][0] for o in self.objects])[oid].unsqueeze(-1)
         shin = torch.stack([values[f"{o.name}.shininess"][0] for o in self.objects])[oid].unsqueeze(-1)
         return albedo, spec, shin
+
+    def pbr_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):
+        oid = gb.object_id.clamp(min=0)
+        rough = torch.stack([values[f"{o.name}.roughness"][0] for o in self.objects])[oid].unsqueeze(-1)
+        metal = torch.stack([values[f"{o.name}.metallic"][0] for o in self.objects])[oid].unsqueeze(-1)
+        return rough, metal
 
     def _vertex_albedo(self, values: Mapping[str, torch.Tensor], target: bool) -> torch.Tensor:
         cols = []

@@ -132,7 +132,7 @@ class SdfScene(SceneBase):
         """Sphere-trace and shade; ``target`` renders with the sharpest silhouettes."""
         view, _, fwd = self.views(views, values)
         h, w = self.resolution
-        origins, dirs = camera_rays(view, values["camera.fov"][0], (h, w))
+        origins, dirs = camera_rays(view, self.vertical_fov(values), (h, w))
         lights = self.lights(values)
         gb = render_sdf(self.model(values), origins, dirs,
                         lights.directions if self.settings["shadows"] and lights.directions.shape[0] else None,

@@ -322,17 +322,18 @@ def test_exception_mid_run_leaves_complete_pairs_only(mini, tmp_path, monkeypatc
 
 
 def test_write_failure_leaves_no_half_pair(mini, tmp_path, monkeypatch):
-    real_save = Image.Image.save
-    calls = []
+    real_write = Path.write_bytes
+    pngs = []
 
-    def failing_save(self, fp, *args, **kw):
-        calls.append(fp)
-        if len(calls) == 3:
-            Path(fp).write_bytes(b"\x89PNG half")
-            raise OSError("disk full")
-        return real_save(self, fp, *args, **kw)
+    def failing_write(self, data):
+        if self.name.endswith(".png.tmp"):
+            pngs.append(self)
+            if len(pngs) == 3:
+                real_write(self, data[:100])
+                raise OSError("disk full")
+        return real_write(self, data)
 
-    monkeypatch.setattr(Image.Image, "save", failing_save)
+    monkeypatch.setattr(Path, "write_bytes", failing_write)
     with pytest.raises(OSError, match="disk full"):
         export_dataset(config(mini, tmp_path / "out", n=10, hard_case=False, preview=0))
     assert assert_complete_pairs(tmp_path / "out") == 2

@@ -286,5 +286,6 @@ def test_load_mesh_puts_the_file_in_the_scene(app, tmp_path):
     app.dialogs["mesh"].choose(path)
     assert pump(app, lambda: app.ws.opts.mesh == str(path) and app._snap is not None, timeout=120), app.messages[-3:]
     assert app.ws.scene.params["cube.vertices"].value.shape == (162, 3)
+    assert any(m.startswith("loaded ball.obj into cube") for m in app.messages), app.messages[-3:]
     after = pictures(app)["target"]
     assert shows_something(after) and differs(before, after), "the target should now show the loaded mesh"
