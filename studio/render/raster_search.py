@@ -283,7 +283,7 @@ def search(draws: DrawList, H: int, W: int, chunk: int, cull_back: bool = False)
         zbuf = torch.full((draws.num_images * H * W,), KEY_EMPTY, dtype=torch.int64, device=dev)
         table, rows = triangle_setup(vtx, torch.arange(vtx.shape[2], device=dev), draws.batch * (H * W), H, W,
                                      cull_back)
-        # Triangles in buckets of box heights (1, 2, 3-4, 5-8, ...) so that rows can be laid out
+        # Triangles in buckets of box heights (1, 2-4, 5-16, ...) so that rows can be laid out
         # densely, in groups of about ``chunk`` rows; then runs in chunks of about ``chunk`` pixels.
         Hb = 1
         while rows.numel() > 0:
@@ -297,7 +297,7 @@ def search(draws: DrawList, H: int, W: int, chunk: int, cull_back: bool = False)
                     runs = _box_runs(group[:, lo:lo + step], Hb, H, W)
                     for rlo, rhi in _cuts(runs[1], chunk):
                         _scan_runs(zbuf, *(f[rlo:rhi] for f in runs))
-            Hb *= 2
+            Hb *= 4
         win_pix = (zbuf != KEY_EMPTY).nonzero().squeeze(1)
         return win_pix, zbuf.index_select(0, win_pix) & _LOW32
 
