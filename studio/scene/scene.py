@@ -26,8 +26,9 @@ from .surface_distance import surface_chamfer
 
 # Rounds of neighbour averaging that turn per-vertex noise into dents a few rings wide.
 _DENT_SMOOTHING = 12
-#: The scene file's [shadows] section and its defaults (mode off: no shadow pass at all).
-SHADOW_KEYS = {"mode": "off", "resolution": 512, "bias": 0.01}
+#: The scene file's [shadows] section and its defaults (soft shadows when the section is there;
+#: without it, mode "off": no shadow pass at all).
+SHADOW_KEYS = {"mode": "soft", "resolution": 512, "bias": 0.01}
 
 
 @dataclass
@@ -69,7 +70,7 @@ class Scene(SceneBase):
         if unknown:
             raise SceneError(f"{spec.source}: unknown key {sorted(unknown)[0]!r} in [shadows]; known keys are "
                              f"{', '.join(sorted(SHADOW_KEYS))}.")
-        settings = {**SHADOW_KEYS, **given}
+        settings = {**SHADOW_KEYS, "mode": "soft" if "shadows" in spec.extra else "off", **given}
         if settings["mode"] not in SHADOW_MODES:
             raise SceneError(f"{spec.source}: [shadows] mode must be one of {', '.join(SHADOW_MODES)}, "
                              f"got {settings['mode']!r}.")

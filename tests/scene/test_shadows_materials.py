@@ -109,3 +109,8 @@ def test_cli_shadow_switch_on_a_scene_without_shadows_exits_2(capsys, tmp_path):
 def test_compare_rejects_an_unknown_shadow_mode():
     with pytest.raises(CompareError, match="shadows cannot be set to 'blurry'"):
         compare_runs("mesh-shadow", "shadows", ("hard", "blurry"), steps=0)
+
+
+def test_a_shadow_section_means_soft_shadows_and_none_means_off():
+    assert _scene(section="[shadows]\nresolution = 64").options["shadows"] == "soft"
+    assert _scene(section="").options["shadows"] == "off"
