@@ -1,7 +1,8 @@
 """Render a measurement capture with an independent physically based renderer (Mitsuba 3).
 
-Dev tool, not used by the tests.  A mesh (e.g. a scanned Stanford bunny), normalised into the
-unit sphere, with a diffuse albedo (constant, or a texture for meshes with UVs), lit by a sky
+Dev tool, not used by the tests.  A mesh (e.g. a scanned Stanford bunny, or the procedural
+``textured_critter``), normalised into the unit sphere, with a diffuse albedo (constant, or a texture
+for meshes with UVs), lit by a sky
 environment map plus a sun, path traced (Mitsuba's ``path`` integrator, box pixel filter, emitters
 hidden so the background is black with alpha 0) from the studio's synthetic-capture cameras
 (32 training views on a Fibonacci spiral, 8 held-out views on a turned one, 200x200 by default).
@@ -33,9 +34,11 @@ import trimesh
 
 from studio.capture import load_capture
 from studio.capture.model import View
-from studio.capture.synth import SUN_COLOR, SUN_DIRECTION, SynthObject, capture_rigs, render_views, write_capture
+from studio.capture.synth import (SUN_COLOR, SUN_DIRECTION, SynthObject, capture_rigs, load_object, render_views,
+                                  write_capture)
+from studio.images import save_png
 from studio.scene.assets import sky_radiance
-from studio.scene.mesh import load_mesh, save_obj
+from studio.scene.mesh import save_obj
 
 #: Scale of the sky map and irradiance of the sun (Mitsuba units: W/m^2 for the sun).
 SKY_SCALE = 0.55
@@ -67,7 +70,7 @@ def _look_at(mi, c2w: torch.Tensor):
 
 
 def render_mitsuba(mesh_file: Path, cams, spp: int, albedo: tuple[float, float, float],
-                   texture: str | None) -> list[tuple[np.ndarray, np.ndarray]]:
+                   texture: Path | None) -> list[tuple[np.ndarray, np.ndarray]]:
     """(linear RGB over black [H,W,3], alpha [H,W]) of each camera."""
     mi = _mitsuba()
     bsdf = {"type": "diffuse", "reflectance": {"type": "rgb", "value": list(albedo)}}
@@ -114,7 +117,8 @@ def silhouette_iou(capture_dir: Path, mesh) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("mesh", help="mesh file (OBJ, PLY, OFF, ...), normalised into the unit sphere")
+    ap.add_argument("mesh", help="mesh file (OBJ, PLY, OFF, ...) or procedural shape (textured_critter), "
+                                 "normalised into the unit sphere")
     ap.add_argument("--nerf-out", required=True, help="output folder of the NeRF capture")
     ap.add_argument("--colmap-out", default=None, help="output folder of the same capture as a COLMAP text model")
     ap.add_argument("--views", type=int, default=32)
@@ -122,19 +126,25 @@ def main() -> int:
     ap.add_argument("--res", type=int, default=200)
     ap.add_argument("--spp", type=int, default=128, help="samples per pixel")
     ap.add_argument("--albedo", type=float, nargs=3, default=(0.75, 0.62, 0.48), help="linear RGB diffuse albedo")
-    ap.add_argument("--texture", default=None, help="albedo texture image (for meshes with UVs)")
+    ap.add_argument("--texture", default=None, help="albedo texture: name (planet, uv_grid) or image, for meshes "
+                                                    "with UVs (default: a procedural shape's own)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    mesh = load_mesh(args.mesh, normalize=True)
-    if args.texture is not None and mesh.uv is None:
-        sys.exit(f"{args.mesh} has no UVs, so --texture cannot be used.")
+    obj = load_object(args.mesh, args.texture)
+    mesh = obj.mesh
+    if obj.texture is None and mesh.vertex_colors is not None:
+        print("vertex colours are not passed to Mitsuba; the albedo is --albedo", file=sys.stderr)
     train_cams, test_cams = capture_rigs(args.views, args.test_views, args.res)
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         obj_file = Path(tmp) / "object.obj"
         save_obj(mesh, obj_file)
-        images = render_mitsuba(obj_file, train_cams + test_cams, args.spp, tuple(args.albedo), args.texture)
+        tex_file = None
+        if obj.texture is not None:
+            tex_file = Path(tmp) / "albedo.png"
+            save_png(tex_file, obj.texture.numpy())  # sRGB 8-bit; Mitsuba linearises it on load
+        images = render_mitsuba(obj_file, train_cams + test_cams, args.spp, tuple(args.albedo), tex_file)
     seconds = time.perf_counter() - t0
 
     def views(cams, imgs, offset=0):

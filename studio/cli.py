@@ -38,6 +38,7 @@ from .scale import cli as sweep_cli
 from .reconstruct import cli as reconstruct_cli
 from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .optim.engine_types import WATCHDOG_S
+from .optim.watchdog import run_guarded
 from .outputs import FrameRecorder, load_params_json, world_mesh, write_curves_csv, write_gif
 from .paths import user_path
 from .render.raster_pass import VISIBILITY_MODES
@@ -313,7 +314,7 @@ def _losses(args: argparse.Namespace) -> int:
     from .optim.losses import REGISTRY
     from .optim.plugins import MANAGER, discover_plugins
 
-    for problem in discover_plugins(args.plugins or []):
+    for problem in run_guarded(lambda: discover_plugins(args.plugins or []), WATCHDOG_S, "importing plugins"):
         print(f"studio: {problem}", file=sys.stderr)
     for d in REGISTRY.all():
         print(f"{d.name}  (weight {d.weight:g})  {MANAGER.source_of(d)}")
@@ -368,7 +369,7 @@ def _render(args: argparse.Namespace) -> int:
     from .workspace import apply_overrides, build_scene
 
     opts = _options(args)
-    for problem in discover_plugins(opts.plugin_dirs):
+    for problem in run_guarded(lambda: discover_plugins(opts.plugin_dirs), WATCHDOG_S, "importing plugins"):
         print(f"studio: {problem}", file=sys.stderr)
     spec = apply_overrides(load_spec(opts.scene), opts)
     scene = build_scene(spec, opts.backend, opts.device)
@@ -427,7 +428,6 @@ def _optimize(args: argparse.Namespace) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from .optim.watchdog import run_guarded
     from .workspace import build_engine
 
     if args.mask is not None and args.target is None:
@@ -519,7 +519,7 @@ def _write_outputs(out_dir: Path, engine, scene, snap, seconds: float, initial_g
                    frames: FrameRecorder | None, rendering_ok: bool) -> list[str]:
     """summary.json, curves.csv, params.json, final.png, progress.gif and mesh.obj of the engine's
     current parameters (the last good state after a failure); returns the names written."""
-    history = snap.history if snap is not None else engine.state_dict()["history"]
+    history = engine.state_dict()["history"]  # the engine's: a failed run's last snapshot may be older
     steps = engine.step_count
     final_groups = scene.params.group_errors()
     summary = {

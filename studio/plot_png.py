@@ -141,17 +141,13 @@ def spread_plot(path: str | Path, panels: Sequence[tuple[str, Sequence[str], Seq
     def py(v: float) -> float:
         return top + (1 - (tr(v) - y0) / (y1 - y0)) * h
 
-    ticks = [t for t in _ticks(y0, y1, log_y) if y0 <= tr(t) <= y1]
-    if log_y and len(ticks) < 3:  # less than two decades shown: label values in between as well
-        lo, hi = 10**y0, 10**y1
-        step = 10 ** math.floor(math.log10(hi - lo) - 1)
-        step *= next(m for m in (1, 2, 5, 10, 20, 50, 100) if (hi - lo) / (step * m) <= 6)
-        ticks = [t for t in np.arange(math.ceil(lo / step) * step, hi, step) if t > 0]
+    ticks = [t for t in (log_ticks(10**y0, 10**y1, most=7) if log_y else nice_ticks(y0, y1, most=7))
+             if y0 <= tr(t) <= y1]
     for k, (xlabel, cats, spreads) in enumerate(panels):
         ox = k * pw
         for t in ticks:
             d.line([(ox + left, py(t)), (ox + left + w, py(t))], fill=(230, 230, 230))
-            d.text((ox + 4, py(t) - 6), f"{t:.3g}", fill=(60, 60, 60), font=font)
+            d.text((ox + 4, py(t) - 6), tick_label(t), fill=(60, 60, 60), font=font)
         d.rectangle([ox + left, top, ox + left + w, top + h], outline=(0, 0, 0))
         for group, v in references.items():
             if math.isfinite(v) and (v > 0 or not log_y):

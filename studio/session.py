@@ -156,9 +156,9 @@ def read_session(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
     if fmt > FORMAT:
         raise SessionError(f"{path} was saved by a newer studio (format {fmt}); update the studio to open it.")
     state = dict(doc.pop("state"))
-    missing = [k for k in (*_TENSOR_KEYS, "step", "skipped_steps", "lr", "group_enabled", "frozen", "losses", "view",
-                           "history")
-               if k not in state and k not in tensors]
+    missing = [k for k in _TENSOR_KEYS if k not in tensors] + \
+        [k for k in ("step", "skipped_steps", "lr", "group_enabled", "frozen", "losses", "view", "history")
+         if k not in state]
     if missing:
         raise SessionError(f"{path} is incomplete (no {', '.join(missing)}); it may be corrupt.")
     state["history"] = _curves(path, state["history"])

@@ -30,7 +30,7 @@ DIFF_VMAX = 0.25
 MAX_GIF_FRAMES = 240
 #: Smallest height of the picture row: small renders are enlarged by a whole factor (crisp pixels).
 MIN_PANEL_PX = 240
-PLOT_HEIGHT = 200
+PLOT_HEIGHT = 250
 _LOSS_COLORS = [(255, 140, 0), (0, 160, 190), (200, 170, 0), (220, 60, 150), (110, 110, 230), (120, 170, 60)]
 _VIDEO_HINT = "pip install imageio-ffmpeg, a dependency of the studio that ships its own ffmpeg"
 
@@ -204,12 +204,16 @@ class RunVideo:
     def path(self) -> Path:
         return self.writer.path
 
+    def due(self, snap: Any, force: bool = False) -> bool:
+        """Whether :meth:`add` would write a frame for ``snap``."""
+        if snap is None or snap.step == self._last:
+            return False
+        return force or self._last is None or snap.step >= self._last + self.every
+
     def add(self, snap: Any, force: bool = False) -> bool:
         """Add a frame for ``snap`` (an engine Snapshot) when ``every`` steps have passed since the
         last frame (or ``force``, e.g. for the final step); True when a frame was written."""
-        if snap is None or (not force and self._last is not None and snap.step < self._last + self.every):
-            return False
-        if force and snap.step == self._last:
+        if not self.due(snap, force):
             return False
         units = {g: e.unit for g, e in snap.group_errors.items()}
         self.writer.write(run_frame(snap.target, snap.render, snap.diff, snap.history, self.steps, units, snap.step))

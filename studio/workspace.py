@@ -17,6 +17,7 @@ from .images import ImageError, image_size, read_image, read_linear, resize
 from .optim.engine import Engine, EngineConfig, Targets
 from .optim.losses import REGISTRY, LossError
 from .optim.plugins import discover_plugins
+from .paths import user_path
 from .render import get_backend
 from .scenarios import load_spec
 from .scene.spec import SceneError, SceneSpec

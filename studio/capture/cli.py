@@ -12,8 +12,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("make-capture", help="render a synthetic capture of a mesh (NeRF or COLMAP layout)",
                        description="Render a mesh from N views with the studio's rasterizer into a capture folder "
                                    "(RGBA sRGB PNGs whose alpha is the mask, cameras, gt_mesh.ply).")
-    p.add_argument("source", metavar="SHAPE_OR_MESH",
-                   help=f"a procedural shape ({', '.join(SHAPES)}) or a mesh file (normalised into the unit sphere)")
+    p.add_argument("source", metavar="SCENE_OR_MESH",
+                   help=f"a procedural shape ({', '.join(SHAPES)}), a mesh file or a mesh scene (built-in name or "
+                        ".toml), normalised into the unit sphere")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--views", type=int, default=32, help="training views (default 32)")
     p.add_argument("--test-views", type=int, default=0, metavar="K", help="held-out views besides them (default 0)")

@@ -4,7 +4,9 @@ Every reader (NeRF/Blender ``transforms*.json``, COLMAP text or binary models) c
 conventions once, at the edge, into these types, so nothing downstream knows where a capture
 came from:
 
-- images are ``[H,W,3]`` float32 **linear** RGB, top row first (sRGB files are decoded);
+- images are ``[H,W,3]`` float32 **linear** RGB, top row first (sRGB files are decoded); a view
+  with a mask holds the object over black (colour multiplied by the mask, as alpha-composited
+  renders over a black background are);
 - masks are ``[H,W]`` float32 in [0, 1] (1 = object), or None when the capture has none;
 - intrinsics are pinhole, in pixels, with OpenCV/COLMAP's pixel convention: the centre of the
   top-left pixel is at (0.5, 0.5), u grows to the right and v downwards;
@@ -62,7 +64,7 @@ class Intrinsics:
 class View:
     """One calibrated photograph of the capture."""
 
-    name: str  # file stem, unique within the capture; used for ``test/<name>.png``
+    name: str  # file stem, unique within its split (views or test_views); used for ``test/<name>.png``
     image: torch.Tensor  # [H,W,3] float32 linear RGB, top row first
     mask: torch.Tensor | None  # [H,W] float32 in [0, 1], or None
     intrinsics: Intrinsics

@@ -9,7 +9,8 @@ Layout read:
   keys win); nerfstudio's ``k1``, ``k2``, (``k3``), ``p1``, ``p2`` distortion is removed;
 - each frame's ``transform_matrix`` is camera-to-world in OpenGL axes (x right, y up, looking
   down -z); ``file_path`` is relative to the json, with or without its extension;
-- images are sRGB-encoded (8 or 16 bit); an alpha channel is the object mask.
+- images are sRGB-encoded (8 or 16 bit); an alpha channel is the object mask, unless a frame has
+  nerfstudio's ``mask_path`` (a mask image, relative to the json).
 
 :func:`write_nerf` writes the same layout: ``transforms_train.json`` (+ ``transforms_test.json``)
 with both ``camera_angle_x`` and exact ``fl_x``... keys, and straight-alpha RGBA PNGs.
@@ -75,21 +76,23 @@ def _read_json_frames(path: Path) -> tuple[Frame, ...]:
         if not isinstance(fr, dict) or "file_path" not in fr or "transform_matrix" not in fr:
             raise CaptureError(f"{path}: frame {i} needs \"file_path\" and \"transform_matrix\"; fix the frame.")
         image = _image_path(path, str(fr["file_path"]), i)
+        mask = _image_path(path, str(fr["mask_path"]), i, "mask") if "mask_path" in fr else None
         out.append(Frame(name=image.stem, image=image, intrinsics=_intrinsics(path, meta, fr, image, i),
-                         cam_to_world=_pose(path, fr["transform_matrix"], i), described_by=path,
+                         cam_to_world=_pose(path, fr["transform_matrix"], i), described_by=path, mask=mask,
                          distortion=_distortion(meta, fr)))
     return unique_names(out)
 
 
-def _image_path(json_path: Path, file_path: str, i: int) -> Path:
+def _image_path(json_path: Path, file_path: str, i: int, what: str = "image") -> Path:
     p = json_path.parent / file_path
     if p.is_file():
         return p
     for ext in IMAGE_EXTENSIONS:
         if (q := p.with_name(p.name + ext)).is_file():
             return q
-    raise CaptureError(f"{json_path}: the image of frame {i} ({file_path}) does not exist next to the json; "
-                       "put the images where file_path says (relative to the json) or fix the paths.")
+    key = "file_path" if what == "image" else "mask_path"
+    raise CaptureError(f"{json_path}: the {what} of frame {i} ({file_path}) does not exist next to the json; "
+                       f"put the files where {key} says (relative to the json) or fix the paths.")
 
 
 def _pose(path: Path, m: object, i: int) -> np.ndarray:

@@ -1,7 +1,7 @@
 """Synthetic captures: a mesh rendered by the studio's own rasterizer from N views, written to disk.
 
 For tests, demos and checking a reconstruction against ground truth.  The object (a procedural
-mesh or a mesh file, normalised into the unit sphere) is lit by the sky's SH environment plus a
+mesh, a mesh file or a mesh scene's objects, normalised into the unit sphere) is lit by the sky's SH environment plus a
 sun (Lambert), textured when it has UVs and a texture, and rendered with antialiased silhouettes
 over black; the alpha channel is the mask.  Cameras look at the object from a Fibonacci spiral
 (training views) and from a second, offset spiral (held-out views).
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -28,8 +28,9 @@ from ..render.raster_pass import raster_gbuffer
 from ..render.shading import Lights, shade
 from ..scene.assets import resolve_mesh, resolve_texture, sky_sh
 from ..scene.base import fibonacci_views
-from ..scene.camera import look_at, orbit_eye, to_clip
-from ..scene.mesh import MESH_EXTENSIONS, Mesh, vertex_normals
+from ..scenarios import SCENES_DIR, load_spec
+from ..scene.camera import look_at, orbit_eye, quaternion_to_matrix, to_clip
+from ..scene.mesh import MESH_EXTENSIONS, Mesh, normalize_mesh, vertex_normals
 from .colmap import write_colmap
 from .conventions import focal_from_fov
 from .errors import CaptureError
@@ -66,11 +67,13 @@ class SynthObject:
 
 
 def load_object(source: str, texture: str | None = None) -> SynthObject:
-    """A :class:`SynthObject` from a procedural shape name (``textured_critter``, ``procedural:NAME``)
-    or a mesh file, normalised into the unit sphere; ``texture`` is a texture name or image file.
+    """A :class:`SynthObject` from a procedural shape name (``textured_critter``, ``procedural:NAME``),
+    a mesh file or a mesh scene (a built-in scenario name or a scene .toml: its objects with their
+    placement and albedo), normalised into the unit sphere; ``texture`` is a texture name or image
+    file for a mesh with UVs.
 
     Raises:
-        CaptureError: an unknown shape name or a texture on a mesh without UVs.
+        CaptureError: an unknown name, an SDF scene, or a texture on a mesh without UVs.
     """
     name = source[len("procedural:"):] if source.startswith("procedural:") else source
     shape = name.split(":")[0]
@@ -79,13 +82,44 @@ def load_object(source: str, texture: str | None = None) -> SynthObject:
         texture = texture if texture is not None else SHAPES[shape]
     elif Path(source).suffix.lower() in MESH_EXTENSIONS:
         mesh = resolve_mesh(str(Path(source).resolve()), Path.cwd())
+    elif Path(source).suffix.lower() == ".toml" or (SCENES_DIR / f"{source}.toml").is_file():
+        return _scene_object(source, texture)
     else:
-        raise CaptureError(f"{source} is neither a mesh file ({', '.join(MESH_EXTENSIONS)}) nor a shape "
+        raise CaptureError(f"{source} is neither a mesh file ({', '.join(MESH_EXTENSIONS)}), a scene nor a shape "
                            f"({', '.join(SHAPES)}); give one of those.")
     if texture is not None and mesh.uv is None:
         raise CaptureError(f"{source} has no UVs, so the texture {texture} cannot be applied; leave out --texture.")
     tex = resolve_texture(texture, Path.cwd()) if texture is not None else None
     return SynthObject(mesh, tex)
+
+
+def _scene_object(source: str, texture: str | None) -> SynthObject:
+    """A mesh scene's ground-truth objects, placed and merged (vertex colours for constant albedos;
+    a texture only when the scene has one object)."""
+    spec = load_spec(source)
+    if spec.kind != "mesh" or not spec.objects:
+        raise CaptureError(f"scene {source} has no mesh objects ({spec.kind} scene); give a mesh scene or a mesh.")
+    parts, colors = [], []
+    tex = None
+    for o in spec.objects:
+        m = resolve_mesh(o.target_mesh or o.mesh, spec.base_dir, normalize=o.normalize)
+        rot = quaternion_to_matrix(torch.tensor(o.rotation, dtype=torch.float32))
+        v = (m.vertices * float(o.scale)) @ rot.T + torch.tensor(o.position, dtype=torch.float32)
+        parts.append(replace(m, vertices=v))
+        a = o.albedo
+        if isinstance(a, str) and a.startswith("texture:") and len(spec.objects) == 1 and m.uv is not None:
+            tex = resolve_texture(texture or a[len("texture:"):], spec.base_dir)
+        elif isinstance(a, str) and m.vertex_colors is not None:
+            colors.append(m.vertex_colors)
+        else:
+            rgb = [float(c) for c in a] if not isinstance(a, str) else [0.7, 0.7, 0.7]
+            colors.append(torch.tensor(rgb).expand(m.num_vertices, 3))
+    if tex is not None:
+        return SynthObject(normalize_mesh(parts[0]), tex)
+    offsets = np.cumsum([0] + [p.num_vertices for p in parts[:-1]])
+    merged = Mesh(torch.cat([p.vertices for p in parts]), torch.cat([p.faces + int(k) for p, k in zip(parts, offsets)]),
+                  vertex_colors=torch.cat(colors).float().contiguous(), name=spec.name)
+    return SynthObject(normalize_mesh(merged))
 
 
 def rig(n: int, res: int, fov_deg: float = 40.0, elevation_range: float = 75.0, azimuth_offset: float = 0.0,
@@ -115,8 +149,8 @@ def capture_rigs(views: int, test_views: int, res: int) -> tuple[list, list]:
 
 def render_views(obj: SynthObject, cams: Sequence[tuple[torch.Tensor, Intrinsics]], names: Sequence[str],
                  backend_name: str = "torch") -> list[View]:
-    """Render the object from each camera (unit frame): views with [H,W,3] linear RGB over black
-    and the antialiased coverage as mask."""
+    """Render the object from each camera (unit frame; the cameras share one image size): views
+    with [H,W,3] linear RGB over black and the antialiased coverage as mask."""
     backend = get_backend(backend_name, "cpu")
     m = obj.mesh
     verts, faces = m.vertices.float(), m.faces.int().contiguous()
@@ -131,10 +165,10 @@ def render_views(obj: SynthObject, cams: Sequence[tuple[torch.Tensor, Intrinsics
     with torch.no_grad():
         for start in range(0, len(cams), _BATCH):
             batch = cams[start:start + _BATCH]
-            k = batch[0][1]
+            size = (batch[0][1].height, batch[0][1].width)
             c2w = torch.stack([c for c, _ in batch])
-            mvp = torch.stack([k.projection() @ torch.linalg.inv(c) for c, _ in batch])
-            gb = raster_gbuffer(backend, to_clip(verts, mvp).contiguous(), faces, (k.height, k.width), world_pos=verts,
+            mvp = torch.stack([kk.projection() @ torch.linalg.inv(c) for c, kk in batch])
+            gb = raster_gbuffer(backend, to_clip(verts, mvp).contiguous(), faces, size, world_pos=verts,
                                 normals=normals, eye=c2w[:, :3, 3], forward=-c2w[:, :3, 2], colors=colors, uv=uv,
                                 uv_tri=m.uv_faces if uv is not None else None, topology=topology)
             albedo = gb.albedo
@@ -149,14 +183,16 @@ def render_views(obj: SynthObject, cams: Sequence[tuple[torch.Tensor, Intrinsics
     return out
 
 
-def _similarity(scale: float, rotation: np.ndarray, offset: Sequence[float]) -> np.ndarray:
+def similarity(scale: float, rotation: np.ndarray, offset: Sequence[float]) -> np.ndarray:
+    """[4,4] float64 map of the unit frame into a capture world: ``scale * rotation @ x + offset``."""
     t = np.eye(4)
     t[:3, :3] = scale * np.asarray(rotation, dtype=np.float64)
     t[:3, 3] = offset
     return t
 
 
-def _to_world(v: View, world: np.ndarray, scale: float) -> View:
+def view_to_world(v: View, world: np.ndarray, scale: float) -> View:
+    """The view moved by the similarity ``world`` of scale ``scale`` (the image is unchanged)."""
     c2w = v.cam_to_world.double().numpy()
     out = np.eye(4)
     out[:3, :3] = world[:3, :3] / scale @ c2w[:3, :3]
@@ -200,12 +236,12 @@ def make_capture(source: str | SynthObject, out: str | Path, views: int = 32, re
     if views < 2 or test_views < 0 or res < 8:
         raise CaptureError(f"a capture needs at least 2 views of at least 8 pixels (got {views} views at {res}).")
     obj = source if isinstance(source, SynthObject) else load_object(source, texture)
-    world = _similarity(world_scale, np.eye(3) if world_rotation is None else world_rotation, world_offset)
+    world = similarity(world_scale, np.eye(3) if world_rotation is None else world_rotation, world_offset)
     train_cams, test_cams = capture_rigs(views, test_views, res)
     train = render_views(obj, train_cams, [f"r_{i}" for i in range(views)])
     test = render_views(obj, test_cams, [f"r_{i}" for i in range(test_views)]) if test_views else []
-    train = [_to_world(v, world, world_scale) for v in train]
-    test = [_to_world(v, world, world_scale) for v in test]
+    train = [view_to_world(v, world, world_scale) for v in train]
+    test = [view_to_world(v, world, world_scale) for v in test]
 
     v_world = obj.mesh.vertices.double().numpy() @ world[:3, :3].T + world[:3, 3]
     return write_capture(out, layout, train, test, trimesh.Trimesh(v_world, obj.mesh.faces.numpy(), process=False),

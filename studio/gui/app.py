@@ -45,6 +45,8 @@ from .jobs import Jobs
 from .loss_panel import LossPanel
 from .params_panel import ParamsPanel
 from .plots import Plots
+from .file_actions import RECORD, FileActions
+from .recording import Recording
 from .startup import LoadingProgress, prewarm_imports
 from .status import ERROR, INFO, WARNING, LogPanel, StatusBar
 from .teaching_panel import TeachingActions, TeachingPanel
@@ -111,7 +113,7 @@ class FrameClock:
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
 
 
-class App:
+class App(FileActions):
     """The studio window over one :class:`Workspace` at a time.
 
     Args:
@@ -133,6 +135,7 @@ class App:
         self.jobs = Jobs()
         self.clock = FrameClock()
         self.recorder = exports.FrameRecorder()
+        self.recording: Recording | None = None  # File > Export > Record video, while it records
         self.params_panel: ParamsPanel | None = None
         self.loss_panel: LossPanel | None = None
         self.messages: list[str] = []  # every sentence shown in the status bar, oldest first
@@ -221,6 +224,8 @@ class App:
             "csv": FileDialog("Export curves", [(".csv", "CSV")], self.export_csv, save=True, default_name="curves"),
             "gif": FileDialog("Export progress video", [(".gif", "GIF")], self.export_video, save=True,
                               default_name="progress"),
+            "video": FileDialog("Record video", [(".mp4", "MP4"), (".gif", "GIF")], self.start_recording, save=True,
+                                default_name="run"),
         }
         with dpg.handler_registry():
             dpg.add_key_press_handler(dpg.mvKey_Spacebar, callback=lambda *a: self._key(self.toggle_run))
@@ -247,6 +252,7 @@ class App:
                     item("Mesh (OBJ)...", lambda: self.dialogs["obj"].open())
                     item("Curves (CSV)...", lambda: self.dialogs["csv"].open())
                     item("Progress video (GIF)...", lambda: self.dialogs["gif"].open())
+                    item(RECORD, self.toggle_recording)
                 item("Export dataset...", self.open_dataset_export)
                 dpg.add_separator()
                 item("Quit", self.quit)
@@ -306,6 +312,7 @@ class App:
         return self.exit_code
 
     def close(self) -> None:
+        self.finish_recording()
         for job in (self.compare_window.job.progress, self.export_dialog.job.progress):
             if job is not None:
                 job.cancel.set()  # a comparison or an export must not outlive the window
@@ -355,6 +362,8 @@ class App:
             if snap.message:
                 self.status.say(snap.message, WARNING)
                 self.messages.append(snap.message)
+        if self.recording is not None:
+            self.recording.add(snap)
         if snap.running:
             self._seen_running = True
             self.recorder.add(snap)
@@ -471,7 +480,10 @@ class App:
             return
         self._loading = True
         scene_name = Path(opts.scene).stem
-        self.status.say(f"loading {what + ' into ' if what else ''}{scene_name}...", INFO)
+        if what:
+            self.report(f"loading {what} into {scene_name}...", INFO)
+        else:
+            self.status.say(f"loading {scene_name}...", INFO)
         self._sync_pickers(opts)  # the toolbar shows what is being loaded, not the old scene
 
         def done(result: tuple) -> None:
@@ -511,6 +523,7 @@ class App:
             for panel in (self.params_panel, self.loss_panel):
                 if panel is not None:
                     panel.destroy()
+        self.stop_recording()  # a video shows one run
         self.ws, self.opts, self._snap, self._engine_message = ws, ws.opts, None, None
         self._seen_running = False
         self.loading_text.value = ""
@@ -628,14 +641,6 @@ class App:
     def choose_device(self, device: str) -> None:
         self._reload_with(device=None if device == DEFAULT_DEVICE else device)
 
-    def load_mesh(self, path: Path) -> None:
-        """Use this mesh file as the shape the targets show (see Options.mesh)."""
-        self._reload_with(what=path.name, mesh=str(path))
-
-    def load_target(self, path: Path) -> None:
-        """Fit this photograph (view 0) instead of the synthetic target."""
-        self._reload_with(what=path.name, target=str(path), mask=None)
-
     def open_capture(self, path: Path) -> None:
         """Reconstruct the capture in this folder (NeRF transforms*.json or a COLMAP model)."""
         self.report(f"opening the capture {path.name}...", INFO)
@@ -651,49 +656,6 @@ class App:
         self.report(f"exporting the reconstruction to {folder}...", INFO)
         self.jobs.watch(fut, lambda s: self.report(f"exported the reconstruction to {folder} ({len(s['files'])} files).", INFO),
                         lambda exc: self.fail("exporting the reconstruction", exc))
-
-    def save_session(self, path: Path) -> None:
-        from .. import session
-
-        if self.ws is None:
-            self.report("no scene is loaded yet, so there is no session to save.", INFO)
-            return
-        ws = self.ws
-
-        def save() -> Path:
-            state = session.capture(ws.engine)
-            meta = {**session.scene_meta(ws.engine, ws.opts.scene), "mesh": ws.opts.mesh, "target": ws.opts.target}
-            return session.write_session(path, state, meta)
-
-        self.jobs.run(save, lambda p: self.report(f"saved the session to {p}.", INFO),
-                      lambda exc: self.fail("saving the session", exc))
-
-    def load_session(self, path: Path) -> None:
-        """Read the file off the GUI thread, reopen its scene if it differs, then restore the run."""
-        from .. import session
-
-        def restored(_: Any) -> None:
-            self.recorder.clear()
-            self.report(f"loaded the session {path.name}.", INFO)
-
-        def restore(state: dict) -> None:
-            fut = self.ws.engine.submit(lambda e: e.load_state_dict(state))
-            self.jobs.watch(fut, restored, lambda exc: self.fail("loading the session", exc))
-
-        def opened(result: tuple[dict, dict]) -> None:
-            meta, state = result
-            cur = self.ws.opts if self.ws is not None else self.opts
-            res = meta.get("resolution")
-            want = replace(cur, scene=meta.get("scene", cur.scene), mesh=meta.get("mesh"), target=meta.get("target"),
-                           resolution=tuple(res) if res else cur.resolution)
-            same = self.ws is not None and (want.scene, want.mesh, want.target) == (cur.scene, cur.mesh, cur.target) \
-                and list(self.ws.scene.resolution) == list(res or self.ws.scene.resolution)
-            if same:
-                restore(state)  # all or nothing: a state that does not fit leaves the run as it was
-            else:  # restored into the new engine before it replaces the current run
-                self.load(want, then=lambda: restored(None), prepare=lambda e: e.load_state_dict(state))
-
-        self.jobs.run(lambda: session.read_session(path), opened, lambda exc: self.fail("loading the session", exc))
 
     # ------------------------------------------------------------------ a stuck or dead worker
 
@@ -716,41 +678,6 @@ class App:
         self._attach(Workspace(self.ws.opts, self.ws.scene, engine), [])
         self.report(f"restarted from the last good state (step {engine.step_count})"
                     + (f" with loss {disable!r} disabled." if disable else "."), INFO)
-
-    def _export(self, what: str, write: Callable[[], Path]) -> None:
-        self.jobs.run(write, lambda p: self.report(f"exported the {what} to {p}.", INFO),
-                      lambda exc: self.fail(f"exporting the {what}", exc))
-
-    def export_png(self, path: Path) -> None:
-        snap = self._snap
-        if snap is None:
-            self.report("there is no render yet.", INFO)
-            return
-        self._export("render", lambda: exports.write_render_png(path, snap))
-
-    def export_csv(self, path: Path) -> None:
-        snap = self._snap
-        if snap is None:
-            self.report("there are no curves yet.", INFO)
-            return
-        self._export("curves", lambda: exports.write_curves_csv(path, snap.history))
-
-    def export_video(self, path: Path) -> None:
-        frames = list(self.recorder.frames)
-        self._export("progress video", lambda: exports.write_video(path, frames))
-
-    def export_obj(self, path: Path) -> None:
-        if self.ws is None:
-            self.report("no scene is loaded yet.", INFO)
-            return
-        fut = self.ws.engine.submit(exports.fitted_mesh)
-        self.jobs.watch(fut, lambda mesh: self._export("mesh", lambda: exports.write_mesh_obj(path, mesh)),
-                        lambda exc: self.fail("exporting the mesh", exc))
-
-    def open_dataset_export(self) -> None:
-        """File > Export dataset...: the dialog, set to the loaded scene when it can be exported."""
-        opts = self.ws.opts if self.ws is not None else self.opts
-        self.export_dialog.open(self.ws.scene.spec if self.ws is not None else None, opts.backend, opts.device)
 
     # ------------------------------------------------------------------ screenshot mode
 

@@ -12,7 +12,7 @@ import os
 import sys
 
 HEADLESS_HINT = ("use the headless `studio optimize SCENE --out DIR` instead (it writes the images, "
-                 "curves and a progress video)")
+                 "curves and progress.gif; --video run.mp4 adds a video of the run)")
 
 
 def display_problem() -> str | None:

@@ -228,6 +228,8 @@ class ImageRow:
         if not shown:
             return
         s = float(snap.display_scale)
+        # Tick labels must tell 3.0e-04 from 2.5e-04; "%.2g" would print both as 0.0003.
+        dpg.configure_item(self.gradient_scale, format="%.3g" if 0.01 <= s < 1000 else "%.1e")
         if mode == LOSS_GRADIENT:
             self.gradient_caption.value = "|dL/dpx|"
             dpg.configure_item(self.gradient_scale, colormap=self._colormap, min_scale=0.0, max_scale=s)

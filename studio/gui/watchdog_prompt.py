@@ -27,7 +27,7 @@ class StallPrompt:
         self.stall: Stall | None = None
         self._dismissed: Stall | None = None
         with dpg.window(label="A step is taking too long", show=False, modal=True, no_collapse=True, width=560,
-                        height=170, pos=(360, 240)) as self.item:
+                        height=120, pos=(360, 240)) as self.item:
             self.text = Text("", parent=self.item, wrap=540)
             row = dpg.add_group(horizontal=True, parent=self.item)
             self.restart_button = Button("Restart from the last good state", self.restart, parent=row)

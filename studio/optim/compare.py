@@ -77,12 +77,14 @@ def compare_runs(scene_name: str, switch: str, words: tuple[str, str], *, backen
 
     if switch not in SWITCHES:
         raise CompareError(f"unknown switch {switch!r}; use one of {', '.join(SWITCHES)}.")
-    runs = []
-    for word in words:
+    values = []
+    for word in words:  # all of them before the first run, so a typo costs no run
         try:
-            value = SWITCHES[switch](word)
+            values.append(SWITCHES[switch](word))
         except ValueError:
             raise CompareError(f"{switch} cannot be set to {word!r}.") from None
+    runs = []
+    for word, value in zip(words, values):
         scene, engine, _ = build_engine(Options(scene=scene_name, backend=backend, device=device,
                                                 steps=steps, resolution=resolution))
         engine.set_option(OPTION_OF[switch], value)

@@ -28,7 +28,6 @@ from concurrent.futures import Future
 from dataclasses import replace
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-import numpy as np
 import torch
 
 from ..errors import memory_advice, out_of_memory

@@ -5,12 +5,16 @@ Units and energy (the project's convention, shared with the Lambert and Phong mo
 intensity I delivers irradiance π·I on a surface facing it, so a white Lambertian surface facing a
 sun of intensity 1 has radiance exactly 1 (not 1/π); SH and cube-map environments are radiance.
 
-The BRDF (glTF's metallic-roughness model): α = roughness², F0 = lerp(0.04, base, metallic),
+The BRDF (metallic-roughness parameters as in glTF): α = roughness², F0 = lerp(0.04, base, metallic),
 
-    f(l, v) = (1 - F)(1 - metallic) base / π  +  D(h) V(l, v) F(v·h)
+    f(l, v) = D(h) V(l, v) F(v·h)  +  (1 - metallic) base (1 - E(n·v)) (1 - E(n·l)) / (π (1 - E_avg))
 
-with GGX D, the height-correlated Smith visibility V = G / (4 (n·l)(n·v)) and Schlick's F.
-Outgoing radiance from a directional light: π f I (n·l)⁺ times its shadow visibility.
+with GGX D, the height-correlated Smith visibility V = G / (4 (n·l)(n·v)), Schlick's F, and the
+diffuse layer coupled to the specular one as Kelemen and Szirmay-Kalos (2001) do: E(μ) = F0·A(μ) +
+B(μ) is the specular lobe's directional albedo and E_avg its cosine-weighted mean.  It is
+reciprocal, and it conserves energy: the albedo is E(n·v) + (1 - metallic) base (1 - E(n·v)) ≤ 1,
+exactly 1 for a white dielectric (a white furnace).  Outgoing radiance from a directional light:
+π f I (n·l)⁺ times its shadow visibility.
 
 Environment light, the split-sum approximation (Karis 2013, "Real Shading in Unreal Engine 4"):
 specular ≈ prefiltered(r, roughness) · (F0·A + B) with r the mirror direction, the cube map
@@ -25,12 +29,16 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import torch
 
 from .backend import Backend
 from .envmap import ROUGHNESS_LEVELS, PrefilteredEnvironment, ggx_d, reflect, sh_irradiance
 from .gbuffer import GBuffer
+
+if TYPE_CHECKING:  # shading imports this module
+    from .shading import Lights
 
 #: Normal-incidence reflectance of dielectrics.
 DIELECTRIC_F0 = 0.04
@@ -68,11 +76,31 @@ def brdf(n: torch.Tensor, v: torch.Tensor, l: torch.Tensor, base: torch.Tensor, 
     ndoth = (n * h).sum(-1, keepdim=True)
     vdoth = (v * h).sum(-1, keepdim=True)
     alpha = roughness.clamp(min=MIN_ROUGHNESS) ** 2
-    f = fresnel_schlick(base_f0(base, metallic), vdoth)
+    f0 = base_f0(base, metallic)
     nl, nv = ndotl.clamp(min=1e-6), ndotv.clamp(min=1e-6)
-    spec = ggx_d(ndoth, alpha) * smith_visibility(nl, nv, alpha) * f
-    diffuse = (1 - f) * (1 - metallic) * base / math.pi
+    spec = ggx_d(ndoth, alpha) * smith_visibility(nl, nv, alpha) * fresnel_schlick(f0, vdoth)
+    e_avg = specular_albedo_mean(roughness, f0)
+    diffuse = ((1 - metallic) * base / math.pi * (1 - specular_albedo(nv, roughness, f0))
+               * (1 - specular_albedo(nl, roughness, f0)) / (1 - e_avg).clamp(min=1e-4))
     return (diffuse + spec) * ((ndotl > 0) & (ndotv > 0))
+
+
+def specular_albedo(ndot: torch.Tensor, roughness: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+    """E(μ) = F0·A(μ) + B(μ) [...,3]: the fraction of light the specular lobe reflects, for
+    cosines [...,1], roughness [...,1] and F0 [...,3]."""
+    ab = env_dfg(ndot[..., 0], roughness.expand_as(ndot)[..., 0])
+    return f0 * ab[..., :1] + ab[..., 1:]
+
+
+def specular_albedo_mean(roughness: torch.Tensor, f0: torch.Tensor) -> torch.Tensor:
+    """E_avg = 2 ∫₀¹ E(μ) μ dμ [...,3] for roughness [...,1] and F0 [...,3] (linear in the table's rows)."""
+    table = dfg_mean_table(roughness.dtype, str(roughness.device))  # [S,2]
+    s = table.shape[0]
+    x = (roughness.clamp(0.0, 1.0) * s - 0.5).clamp(0, s - 1)
+    i0 = x.detach().floor().long().clamp(max=s - 2)
+    t = x - i0
+    ab = table[i0[..., 0]] * (1 - t) + table[i0[..., 0] + 1] * t
+    return f0 * ab[..., :1] + ab[..., 1:]
 
 
 def _hammersley(n: int, dtype: torch.dtype) -> torch.Tensor:
@@ -117,6 +145,14 @@ def dfg_table(dtype: torch.dtype = torch.float32, device: str = "cpu") -> torch.
     return integrate_dfg(nv, rough).to(dtype=dtype, device=device)
 
 
+@lru_cache(maxsize=4)
+def dfg_mean_table(dtype: torch.dtype = torch.float32, device: str = "cpu") -> torch.Tensor:
+    """[S,2] cosine-weighted means 2 ∫ (A, B)(μ) μ dμ of :func:`dfg_table`'s rows (per roughness)."""
+    t = dfg_table(torch.float64, "cpu")
+    mu = (torch.arange(_DFG_SIZE, dtype=torch.float64) + 0.5) / _DFG_SIZE
+    return (2 * (t * mu[None, :, None]).mean(1)).to(dtype=dtype, device=device)
+
+
 def env_dfg(ndotv: torch.Tensor, roughness: torch.Tensor) -> torch.Tensor:
     """(A, B) [...,2] looked up bilinearly in :func:`dfg_table` (differentiable in both inputs)."""
     table = dfg_table(ndotv.dtype, str(ndotv.device)).permute(2, 0, 1).unsqueeze(0)  # [1,2,S,S]
@@ -151,7 +187,7 @@ def prefiltered_radiance(backend: Backend, envmap: torch.Tensor, direction: torc
     return out.view(direction.shape), sh
 
 
-def shade_pbr(gb: GBuffer, base: torch.Tensor, roughness: torch.Tensor, metallic: torch.Tensor, lights,
+def shade_pbr(gb: GBuffer, base: torch.Tensor, roughness: torch.Tensor, metallic: torch.Tensor, lights: "Lights",
               backend: Backend | None, diffuse_extra: torch.Tensor) -> torch.Tensor:
     """PBR radiance [B,H,W,3] of a G-buffer.
 
@@ -167,26 +203,20 @@ def shade_pbr(gb: GBuffer, base: torch.Tensor, roughness: torch.Tensor, metallic
     n, v = gb.normal, gb.view_dir
     dirs = torch.nn.functional.normalize(lights.directions, dim=-1)
     f0 = base_f0(base, metallic)
-    diffuse_color = (1 - metallic) * base
-    alpha = roughness.clamp(min=MIN_ROUGHNESS) ** 2
     ndotv = (n * v).sum(-1, keepdim=True).clamp(min=1e-4)
+    e_view = specular_albedo(ndotv, roughness, f0)
+    diffuse_color = (1 - metallic) * base * (1 - e_view)  # what the specular layer lets through
     color = diffuse_color * diffuse_extra
     for i in range(dirs.shape[0]):
-        l = dirs[i]
-        h = torch.nn.functional.normalize(v + l, dim=-1)
-        ndotl = (n * l).sum(-1, keepdim=True)
-        lit = ndotl.clamp(min=0.0)
+        lit = (n * dirs[i]).sum(-1, keepdim=True).clamp(min=0.0)
         if gb.shadow is not None:
             lit = lit * gb.shadow[..., i:i + 1]
-        f = fresnel_schlick(f0, (v * h).sum(-1, keepdim=True))
-        spec = ggx_d((n * h).sum(-1, keepdim=True), alpha) * smith_visibility(ndotl.clamp(min=1e-4), ndotv, alpha) * f
-        color = color + (math.pi * spec + (1 - f) * diffuse_color) * lit * lights.colors[i]
+        color = color + math.pi * brdf(n, v, dirs[i].expand_as(n), base, roughness, metallic) * lit * lights.colors[i]
     if lights.envmap is not None:
         if backend is None:
             raise ValueError("an environment map needs the render backend for cube-map lookups.")
         shown = n.abs().sum(-1) > 0
         spec_env, sh = prefiltered_radiance(backend, lights.envmap, reflect(v, n), roughness, shown)
-        ab = env_dfg(ndotv[..., 0], roughness[..., 0])
         open_sky = 1.0 if gb.occlusion is None else gb.occlusion
-        color = color + (spec_env * (f0 * ab[..., :1] + ab[..., 1:]) + diffuse_color * sh_irradiance(n, sh)) * open_sky
+        color = color + (spec_env * e_view + diffuse_color * sh_irradiance(n, sh)) * open_sky
     return color

@@ -90,11 +90,6 @@ class LightFrame:
         z = lp[..., 2:] / (self.radius * _DEPTH_MARGIN)
         return torch.cat([lp[..., :2], z, torch.ones_like(z)], -1)
 
-    @property
-    def texel_scale(self) -> float:
-        """Scene units per unit of map NDC."""
-        return self.radius
-
 
 def light_frame(direction: torch.Tensor, center: torch.Tensor, radius: float) -> LightFrame:
     """The frame of a light shining from ``direction`` [3] (towards the light, any length) onto a
@@ -126,7 +121,7 @@ class ShadowMap:
 
 
 def render_shadow_maps(backend: Backend, vertices: torch.Tensor, tri: torch.Tensor, directions: torch.Tensor,
-                       size: int, topology: object | None = None) -> list[ShadowMap]:
+                       size: int, topology: object | None = None, antialias: bool = True) -> list[ShadowMap]:
     """Rasterize the scene from every light.
 
     Args:
@@ -136,6 +131,8 @@ def render_shadow_maps(backend: Backend, vertices: torch.Tensor, tri: torch.Tens
         directions: [L,3] directions towards each light.
         size: map resolution S in texels (square).
         topology: optional ``backend.construct_topology(tri)`` for the antialiasing.
+        antialias: antialias the coverage (gradients for occluder outlines); hard shadows, which
+            have no gradient, skip it.
 
     Returns:
         One :class:`ShadowMap` per light.
@@ -150,8 +147,9 @@ def render_shadow_maps(backend: Backend, vertices: torch.Tensor, tri: torch.Tens
     depth = rast[..., 2:3] * (radius * _DEPTH_MARGIN)
     # Premultiplied: antialiasing blends coverage across outlines, and dividing the blended
     # coverage-weighted depth back out keeps the occluder's own depth on both sides of its edge.
-    blended = backend.antialias(torch.cat([cover, cover * depth], -1).contiguous(), rast, pos, tri,
-                                topology_hash=topology)
+    blended = torch.cat([cover, cover * depth], -1)
+    if antialias:
+        blended = backend.antialias(blended.contiguous(), rast, pos, tri, topology_hash=topology)
     cov = blended[..., :1]
     far = radius * _DEPTH_MARGIN
     d = torch.where(cov > 1e-6, blended[..., 1:] / cov.clamp(min=1e-6), torch.full_like(cov, far))
@@ -178,7 +176,7 @@ def _bilinear(smap: ShadowMap, xy: torch.Tensor):
     w = torch.stack([(1 - fi) * (1 - fj), (1 - fi) * fj, fi * (1 - fj), fi * fj], -1)
     rows = torch.stack([i0, i0, i0 + 1, i0 + 1], -1).clamp(0, s - 1)
     cols = torch.stack([j0, j0 + 1, j0, j0 + 1], -1).clamp(0, s - 1)
-    texels = smap.table[(rows * s + cols).reshape(-1)].reshape(*w.shape, 2)
+    texels = smap.table.index_select(0, (rows * s + cols).reshape(-1)).reshape(*w.shape, 2)
     return w, texels
 
 
@@ -217,7 +215,7 @@ def visibility(smap: ShadowMap, points: torch.Tensor, normals: torch.Tensor, mod
     frame = smap.frame
     dt, dev = points.dtype, points.device
     bias = torch.as_tensor(bias, dtype=dt, device=dev).reshape(()).clamp(min=1e-5)
-    texel = 2.0 * frame.texel_scale / smap.size  # scene units per texel
+    texel = 2.0 * frame.radius / smap.size  # scene units per texel
     lp = frame.to_light(points)
     xy, z = lp[:, :2], lp[:, 2:]
     if mode == "off":
@@ -228,11 +226,11 @@ def visibility(smap: ShadowMap, points: torch.Tensor, normals: torch.Tensor, mod
             s = smap.size
             j = ((xy[:, 0] + 1) * (s / 2)).floor().long().clamp(0, s - 1)
             i = ((xy[:, 1] + 1) * (s / 2)).floor().long().clamp(0, s - 1)
-            tex = smap.table[i * s + j]
+            tex = smap.table.index_select(0, i * s + j)
             hit = (tex[:, 1] > 0.5) & (z[:, 0] - bias - slope * 1.5 * texel > tex[:, 0])
             return (~hit).to(dt)
     tan_t = torch.tan(torch.deg2rad(torch.as_tensor(penumbra_deg, dtype=dt, device=dev).reshape(()).clamp(min=0.0)))
-    to_ndc = 1.0 / frame.texel_scale
+    to_ndc = 1.0 / frame.radius  # map NDC per scene unit
 
     search = ((z + frame.radius * _DEPTH_MARGIN) * tan_t).clamp(min=texel)  # [N,1] scene units
     taps = _vogel_disk(SEARCH_TAPS, dt, dev)
@@ -240,15 +238,21 @@ def visibility(smap: ShadowMap, points: torch.Tensor, normals: torch.Tensor, mod
     occ, occ_depth = _soft_occlusion(smap, xy.unsqueeze(1) + taps * (search * to_ndc).unsqueeze(-1), z,
                                      b_search.expand(-1, SEARCH_TAPS))
     weight = occ.sum(-1, keepdim=True)
-    blocker = occ_depth.sum(-1, keepdim=True) / weight.clamp(min=1e-6)
-    # Without a blocker in reach the penumbra has no size; the filter still spans a texel.
-    width = torch.where(weight > 1e-4, (z - blocker).clamp(min=0.0) * tan_t, torch.zeros_like(z))
-    radius = (width.square() + texel * texel).sqrt()
+    # Receivers with no blocker within the search radius (wider than any penumbra they could be
+    # in) are lit, with no gradient to lose: only the others are filtered.
+    near = (weight[:, 0] > 1e-4).nonzero().squeeze(-1)
+    vis = torch.ones(points.shape[0], dtype=dt, device=dev)
+    if near.numel() == 0:
+        return vis
+    z, xy, slope = z[near], xy[near], slope[near]
+    blocker = occ_depth.sum(-1, keepdim=True)[near] / weight[near]
+    width = (z - blocker).clamp(min=0.0) * tan_t
+    radius = (width.square() + texel * texel).sqrt()  # the filter spans at least a texel
     taps = _vogel_disk(FILTER_TAPS, dt, dev)
     b_filter = bias + slope.unsqueeze(-1) * (1.5 * texel + radius)
     occ, _ = _soft_occlusion(smap, xy.unsqueeze(1) + taps * (radius * to_ndc).unsqueeze(-1), z,
                              b_filter.expand(-1, FILTER_TAPS))
-    return 1.0 - occ.mean(-1)
+    return vis.index_put((near,), 1.0 - occ.mean(-1))
 
 
 def shadow_gbuffer_term(backend: Backend, vertices: torch.Tensor, tri: torch.Tensor, directions: torch.Tensor,
@@ -270,17 +274,20 @@ def shadow_gbuffer_term(backend: Backend, vertices: torch.Tensor, tri: torch.Ten
     mode = check_mode(mode)
     if mode == "off" or directions.shape[0] == 0:
         return None
-    maps = render_shadow_maps(backend, vertices, tri, directions, size, topology) if mode == "soft" else None
-    if maps is None:
+    if mode == "soft":
+        maps = render_shadow_maps(backend, vertices, tri, directions, size, topology)
+    else:
         with torch.no_grad():
-            maps = render_shadow_maps(backend, vertices.detach(), tri, directions.detach(), size, topology)
+            maps = render_shadow_maps(backend, vertices.detach(), tri, directions.detach(), size, antialias=False)
     shown = normal.abs().sum(-1) > 0  # [B,H,W]
     idx = shown.reshape(-1).nonzero().squeeze(-1)
     pts = position.reshape(-1, 3).index_select(0, idx)
     nrm = normal.reshape(-1, 3).index_select(0, idx)
     out = []
     for li, smap in enumerate(maps):
-        vis = visibility(smap, pts, nrm, mode, bias, penumbra_deg[li])
+        # Surfaces facing away from the light get none of it whatever their visibility: skipped.
+        facing = ((nrm * smap.frame.axes[2].detach()).sum(-1) > 0).nonzero().squeeze(-1)
+        vis = visibility(smap, pts.index_select(0, facing), nrm.index_select(0, facing), mode, bias, penumbra_deg[li])
         full = torch.ones(shown.numel(), dtype=position.dtype, device=position.device)
-        out.append(full.index_put((idx,), vis.to(position.dtype)))
+        out.append(full.index_put((idx.index_select(0, facing),), vis.to(position.dtype)))
     return torch.stack(out, -1).reshape(*shown.shape, len(maps))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import torch
 
 from .backend import RenderInputError
+from .barycentrics import barycentric_derivatives, plane_ratios, triangle_planes
 from .checks import FLOAT32_64, check_finite, check_pos_tri, check_rast, check_resolution, check_tensor
 from .edge_grad import DEFAULT_DEPTH_TOLERANCE, checked_edge_grad
 from .raster_search import DrawList, is_closed, search
@@ -86,36 +87,16 @@ class TorchBackend:
         B = draws.num_images
         win_pix, win_draw = self._search(draws, tri, H, W)
 
-        # Differentiable recomputation of (u, v, z/w) for the winning fragment of each pixel.
-        # Vertex coordinates are gathered as contiguous rows ([4,3,N]) so that the per-pixel
-        # arithmetic and its backward pass stay cheap; unbind/stack never allocate dense zeros.
-        n = win_pix.numel()
-        vidx = draws.verts.index_select(0, win_draw).t().reshape(-1)  # [3N]: slot 0 of all, slot 1, ...
-        coords = draws.pos_flat.t().gather(1, vidx.expand(4, 3 * n)).view(4, 3, n)
-        (x0, x1, x2), (y0, y1, y2), (z0, z1, z2), (w0, w1, w2) = (c.unbind(0) for c in coords.unbind(0))
+        # Differentiable recomputation of (u, v, z/w) for the winning fragment of each pixel, from
+        # per-triangle planes (see studio.render.barycentrics).
+        planes = triangle_planes(draws.pos_flat, draws.verts)
         px, py = _pixel_ndc(win_pix % W, (win_pix // W) % H, W, H, pos.dtype)
-        # Vertices relative to the pixel's ray in homogeneous 2D; e_i is proportional to the
-        # perspective-correct barycentric i (the 2D cross product of the other two vertices).
-        q0, q1, q2 = x0 - px * w0, x1 - px * w1, x2 - px * w2
-        r0, r1, r2 = y0 - py * w0, y1 - py * w1, y2 - py * w2
-        e0, e1, e2 = q1 * r2 - q2 * r1, q2 * r0 - q0 * r2, q0 * r1 - q1 * r0
-        s = e0 + e1 + e2
-        u, v = e0 / s, e1 / s
-        zw = (e0 * z0 + e1 * z1 + e2 * z2) / (e0 * w0 + e1 * w1 + e2 * w2)
+        uvz = plane_ratios(planes, win_draw, px, py)
         tri_id = (draws.tri_id.index_select(0, win_draw) + 1).to(pos.dtype)
-        rast = _scatter_rows(torch.stack([u, v, zw, tri_id], 1), win_pix, B * H * W).view(B, H, W, 4)
+        rast = _scatter_rows(torch.cat([uvz, tri_id.unsqueeze(1)], 1), win_pix, B * H * W).view(B, H, W, 4)
         if not grad_db:
             return rast, torch.zeros(B, H, W, 0, dtype=pos.dtype, device=pos.device)
-
-        # d e_i / d px and d e_i / d py in NDC, then the quotient rule for u = e0/s, v = e1/s.
-        ex0, ex1, ex2 = w2 * r1 - w1 * r2, w0 * r2 - w2 * r0, w1 * r0 - w0 * r1
-        ey0, ey1, ey2 = q2 * w1 - q1 * w2, q0 * w2 - q2 * w0, q1 * w0 - q0 * w1
-        sx, sy, s2 = ex0 + ex1 + ex2, ey0 + ey1 + ey2, s * s
-        kx, ky = 2.0 / W, 2.0 / H
-        db = torch.stack([
-            (ex0 * s - e0 * sx) / s2 * kx, (ey0 * s - e0 * sy) / s2 * ky,
-            (ex1 * s - e1 * sx) / s2 * kx, (ey1 * s - e1 * sy) / s2 * ky,
-        ], 1)
+        db = barycentric_derivatives(planes, win_draw, px, py, uvz[:, :2], H, W)
         return rast, _scatter_rows(db, win_pix, B * H * W).view(B, H, W, 4)
 
     def _search(self, draws: DrawList, tri: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -286,25 +267,29 @@ def _antialias(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri: 
     V = pos.shape[-2]
     batched_pos = pos.dim() == 3
     with torch.no_grad():
-        tid = rast[..., 3].long()  # [B,H,W], 0 = background
-        zw = rast[..., 2]
+        tid = rast[..., 3].contiguous()  # [B,H,W] float triangle id + 1, 0 = background
+        tflat, zflat = tid.view(-1), rast[..., 2].reshape(-1)
         vb = pos.detach().reshape(-1 if batched_pos else 1, V, 4)
         sil = _silhouette_edges(vb, tri, opposite, H, W)  # [nb,T,3]
         # Pixel pairs whose front triangle has no silhouette edge at all can never blend; on a
         # closed mesh that removes almost every pair inside the outline before any geometry.
         has_sil = torch.cat([torch.zeros(sil.shape[0], 1, dtype=torch.bool, device=sil.device), sil.any(-1)], 1)
-        img_of = torch.arange(B, device=tid.device).view(B, 1, 1) if batched_pos else torch.zeros(1, 1, 1, dtype=torch.long, device=tid.device)
         parts = []
-        for d, (t0, t1, z0, z1, step) in enumerate((
-            (tid[:, :, :-1], tid[:, :, 1:], zw[:, :, :-1], zw[:, :, 1:], 1),
-            (tid[:, :-1, :], tid[:, 1:, :], zw[:, :-1, :], zw[:, 1:, :], W),
+        # Only the sparse pairs with different ids are looked at further (one dense pass each way).
+        for d, (differ, step) in enumerate((
+            (tid[:, :, :-1] != tid[:, :, 1:], 1),
+            (tid[:, :-1, :] != tid[:, 1:, :], W),
         )):
-            front1 = (t0 == 0) | ((t1 > 0) & (z1 <= z0))  # pixel 1 holds the front surface
-            ftri = torch.where(front1, t1, t0)  # 1-based
-            cand = (t0 != t1) & has_sil[img_of.expand_as(ftri), ftri]
-            b, i, j = cand.nonzero().unbind(1)
+            b, i, j = differ.nonzero().unbind(1)
             p0 = (b * H + i) * W + j
-            parts.append((p0, p0 + step, front1[b, i, j], ftri[b, i, j] - 1, b, torch.full_like(b, d)))
+            t0, t1 = tflat.index_select(0, p0), tflat.index_select(0, p0 + step)
+            z0, z1 = zflat.index_select(0, p0), zflat.index_select(0, p0 + step)
+            front1 = (t0 == 0) | ((t1 > 0) & (z1 <= z0))  # pixel 1 holds the front surface
+            ftri = torch.where(front1, t1, t0).long()  # 1-based
+            img = b if batched_pos else torch.zeros_like(b)
+            keep = has_sil.view(-1).index_select(0, img * has_sil.shape[1] + ftri).nonzero().squeeze(1)
+            p0, front1, ftri, b = (t.index_select(0, keep) for t in (p0, front1, ftri, b))
+            parts.append((p0, p0 + step, front1, ftri - 1, b, torch.full_like(b, d)))
         p0, p1, f1, ftri, b, d = (torch.cat(t) for t in zip(*parts))
         if p0.numel() == 0:
             return color

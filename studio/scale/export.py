@@ -140,6 +140,8 @@ def export_dataset_ray(config: ExportConfig, *, address: str | None = None, chun
             for ref in queued:
                 ray.cancel(ref, force=True)
             result.seconds = time.perf_counter() - t0
+            if device == "cpu":
+                result.threads, result.threads_reason = cpus_per_task, "per Ray task, --cpus-per-task"
     if firsts and config.shard[0] == 0 and not result.cancelled:
         result.preview = write_preview(out, [firsts[i] for i in sorted(firsts)], renderer.class_names, config.task)
     return result

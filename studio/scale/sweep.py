@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from ..paths import user_path
 from ..scene.params import GROUPS
 from .cluster import MAX_RETRIES, ScaleError, ray_session, task_error
 
@@ -149,7 +150,8 @@ def check_settings(grid: Mapping[str, Sequence[str]]) -> None:
         elif key in options and options[key].nargs != 0:
             action, check = options[key], list(words)
         else:
-            known = sorted(k for k, a in options.items() if a.nargs != 0 and k not in _NOT_SWEPT and k not in ("lr", "loss"))
+            known = sorted(k for k, a in options.items()
+                           if a.nargs != 0 and k not in _NOT_SWEPT and k not in ("lr", "loss"))
             raise SweepError(f"unknown sweep setting {key!r}; studio optimize takes {', '.join(known)}, "
                              f"lr.GROUP and loss.")
         for word in check:
@@ -207,7 +209,7 @@ def run_one(run: SweepRun, threads: int | None = None, device: str | None = None
     try:
         with tempfile.TemporaryDirectory(prefix="studio-sweep-") as tmp:
             with redirect_stdout(log), redirect_stderr(log):
-                run_optimize(run.argv(tmp, threads, device))
+                code = run_optimize(run.argv(tmp, threads, device))
             files = {p.name: p.read_bytes() for p in sorted(Path(tmp).iterdir()) if p.is_file()}
     finally:
         logger.removeHandler(handler)
@@ -215,7 +217,8 @@ def run_one(run: SweepRun, threads: int | None = None, device: str | None = None
         logger.propagate = saved[1]
     files["log.txt"] = log.getvalue().encode()
     summary = json.loads(files["summary.json"])
-    row: dict[str, Any] = {"run": run.id, **dict(run.settings), "seconds": summary["seconds"],
+    # A run that stopped early (NaN steps, a stuck step) still wrote its last good state.
+    row: dict[str, Any] = {"run": run.id, **dict(run.settings), "complete": code == 0, "seconds": summary["seconds"],
                            "steps": summary["steps"], "loss_initial": summary["loss"]["initial"],
                            "loss_final": summary["loss"]["final"]}
     for group in GROUPS:
@@ -290,8 +293,9 @@ def run_sweep(scene: str, grid: Mapping[str, Sequence[str]], *, out: str | Path,
         progress: called as ``progress(output, done, total)`` after each run is written.
 
     Returns:
-        The ``sweep.csv`` rows in grid order: ``run``, the settings, ``seconds`` (the run's
-        optimisation wall time), ``steps``, ``loss_initial``, ``loss_final`` and, per group,
+        The ``sweep.csv`` rows in grid order: ``run``, the settings, ``complete`` (False when the
+        run stopped before its budget), ``seconds`` (the run's optimisation wall time), ``steps``,
+        ``loss_initial``, ``loss_final`` and, per group,
         ``<group>_initial``, ``<group>_final`` and ``<group>_unit``.
 
     Raises:
@@ -303,7 +307,9 @@ def run_sweep(scene: str, grid: Mapping[str, Sequence[str]], *, out: str | Path,
     runs = make_grid(scene, grid, seeds, steps)
     if cpus_per_task < 1 or gpus_per_task < 0:
         raise SweepError(f"tasks need at least one CPU and 0 or more GPUs, got {cpus_per_task} and {gpus_per_task:g}.")
-    root = Path(out)
+    root = user_path(out)
+    if root.exists() and not root.is_dir():
+        raise SweepError(f"--out {root} is a file; give a folder for the sweep (it is created if missing).")
     (root / "runs").mkdir(parents=True, exist_ok=True)
     outputs = (_ray_runs(runs, address, cpus_per_task, gpus_per_task, max_retries) if ray
                else _local_runs(runs, threads))

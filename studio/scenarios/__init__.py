@@ -26,7 +26,7 @@ class ScenarioInfo:
 
 def list_scenarios() -> list[ScenarioInfo]:
     """Every built-in scenario with its one-line description, in a stable teaching order."""
-    order = ["cube", "pose", "texture", "lighting", "camera", "deform", "joint", "sdf", "sdf-shadow", "objects"]
+    order = ["cube", "pose", "texture", "lighting", "camera", "deform", "joint", "sdf", "sdf-shadow", "mesh-shadow", "materials", "objects"]
     infos = []
     for path in sorted(SCENES_DIR.glob("*.toml")):
         spec = load_scene_file(path)

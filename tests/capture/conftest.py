@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from studio.capture import write_colmap, write_nerf
-from studio.capture.synth import SynthObject, _similarity, _to_world, render_views, rig
+from studio.capture.synth import SynthObject, render_views, rig, similarity, view_to_world
 from studio.scene.procedural import icosphere, textured_critter, planet_texture
 
 RES = 40
@@ -29,7 +29,7 @@ def world_rotation() -> np.ndarray:
 
 def world() -> np.ndarray:
     """[4,4] unit frame -> capture world."""
-    return _similarity(WORLD_SCALE, world_rotation(), WORLD_OFFSET)
+    return similarity(WORLD_SCALE, world_rotation(), WORLD_OFFSET)
 
 
 #: A small sphere away from the critter's centre whose image centroid the round trips check.
@@ -57,7 +57,7 @@ def synth_views():
     test = render_views(obj, rig(TEST_VIEWS, RES, elevation_range=50.0, azimuth_offset=68.75),
                         [f"r_{i}" for i in range(TEST_VIEWS)])
     w = world()
-    return [_to_world(v, w, WORLD_SCALE) for v in train], [_to_world(v, w, WORLD_SCALE) for v in test], obj
+    return [view_to_world(v, w, WORLD_SCALE) for v in train], [view_to_world(v, w, WORLD_SCALE) for v in test], obj
 
 
 @pytest.fixture(scope="session")

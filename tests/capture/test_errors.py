@@ -20,12 +20,14 @@ def _copy(src: Path, tmp_path: Path) -> Path:
     return dst
 
 
-def _one_sentence(exc: pytest.ExceptionInfo, *needles: str) -> str:
-    msg = str(exc.value)
+def _fails(path: Path, *needles: str, **options) -> None:
+    """load_capture(path) raises a CaptureError of one sentence that contains every needle."""
+    with pytest.raises(CaptureError) as e:
+        load_capture(path, **options)
+    msg = str(e.value)
     assert msg.endswith(".") and "\n" not in msg, msg
     for n in needles:
         assert n in msg, msg
-    return msg
 
 
 def _edit_json(path: Path, edit) -> None:
@@ -35,46 +37,32 @@ def _edit_json(path: Path, edit) -> None:
 
 
 def test_missing_capture_and_unknown_folder(tmp_path):
-    with pytest.raises(CaptureError) as e:
-        load_capture(tmp_path / "nothing")
-    _one_sentence(e, "nothing", "does not exist")
-    with pytest.raises(CaptureError) as e:
-        load_capture(tmp_path)
-    _one_sentence(e, str(tmp_path), "COLMAP model")
+    _fails(tmp_path / "nothing", "nothing", "does not exist")
+    _fails(tmp_path, str(tmp_path), "COLMAP model")
 
 
 def test_missing_image_nerf_and_colmap(captures, tmp_path):
     nerf = _copy(captures["nerf"], tmp_path)
     (nerf / "train" / "r_3.png").unlink()
-    with pytest.raises(CaptureError) as e:
-        load_capture(nerf)
-    _one_sentence(e, "transforms_train.json", "frame 3", "does not exist")
+    _fails(nerf, "transforms_train.json", "frame 3", "does not exist")
     colmap = _copy(captures["colmap_txt"], tmp_path)
     (colmap / "images" / "r_2.png").unlink()
-    with pytest.raises(CaptureError) as e:
-        load_capture(colmap)
-    _one_sentence(e, "r_2.png", "--images")
+    _fails(colmap, "r_2.png", "--images")
 
 
 def test_images_of_different_sizes(captures, tmp_path):
     nerf = _copy(captures["nerf"], tmp_path)
     img = iio.imread(nerf / "train" / "r_4.png")
     iio.imwrite(nerf / "train" / "r_4.png", img[:-4])
-    with pytest.raises(CaptureError) as e:
-        load_capture(nerf)
-    _one_sentence(e, "r_4.png", "same size")
+    _fails(nerf, "r_4.png", "same size")
 
 
 def test_json_without_frames_and_invalid_json(captures, tmp_path):
     nerf = _copy(captures["nerf"], tmp_path)
     _edit_json(nerf / "transforms_train.json", lambda m: m.update(frames=[]))
-    with pytest.raises(CaptureError) as e:
-        load_capture(nerf)
-    _one_sentence(e, "transforms_train.json", "no frames")
+    _fails(nerf, "transforms_train.json", "no frames")
     (nerf / "transforms_train.json").write_text('{"frames": [')
-    with pytest.raises(CaptureError) as e:
-        load_capture(nerf)
-    _one_sentence(e, "not valid JSON")
+    _fails(nerf, "not valid JSON")
 
 
 @pytest.mark.parametrize("model, words", [("WEIRD_CAMERA", "unknown model"),
@@ -85,25 +73,19 @@ def test_colmap_unknown_or_fisheye_camera(captures, tmp_path, model, words):
     lines = [ln for ln in cams.read_text().splitlines() if not ln.startswith("#")]
     cid, _, w, h, fx, fy, cx, cy = lines[0].split()
     cams.write_text(f"{cid} {model} {w} {h} {fx} {fy} {cx} {cy} 0.01 0.0 0.0 0.0\n")
-    with pytest.raises(CaptureError) as e:
-        load_capture(colmap)
-    _one_sentence(e, "cameras.txt", words)
+    _fails(colmap, "cameras.txt", words)
 
 
 def test_colmap_binary_truncated_and_unknown_model_id(captures, tmp_path):
     colmap = _copy(captures["colmap_bin"], tmp_path)
     images = colmap / "sparse" / "0" / "images.bin"
     images.write_bytes(images.read_bytes()[:-30])
-    with pytest.raises(CaptureError) as e:
-        load_capture(colmap)
-    _one_sentence(e, "images.bin", "truncated or corrupt")
+    _fails(colmap, "images.bin", "truncated or corrupt")
     cams = colmap / "sparse" / "0" / "cameras.bin"
     data = bytearray(cams.read_bytes())
     data[12:16] = (99).to_bytes(4, "little")  # the first camera's model id
     cams.write_bytes(bytes(data))
-    with pytest.raises(CaptureError) as e:
-        load_capture(colmap)
-    _one_sentence(e, "cameras.bin", "unknown model id 99")
+    _fails(colmap, "cameras.bin", "unknown model id 99")
 
 
 def test_empty_mask(captures, tmp_path):
@@ -112,9 +94,7 @@ def test_empty_mask(captures, tmp_path):
     img[..., 3] = 0
     img[0, 0, 3] = 10  # not uniformly opaque, so still read as a mask
     iio.imwrite(nerf / "train" / "r_5.png", img)
-    with pytest.raises(CaptureError) as e:
-        load_capture(nerf)
-    _one_sentence(e, "r_5", "empty")
+    _fails(nerf, "r_5", "empty")
 
 
 def test_cameras_pointing_away(captures, tmp_path):
@@ -126,22 +106,16 @@ def test_cameras_pointing_away(captures, tmp_path):
             fr["transform_matrix"] = (np.asarray(fr["transform_matrix"]) @ np.diag([1.0, -1.0, -1.0, 1.0])).tolist()
 
     _edit_json(nerf / "transforms_train.json", flip)
-    with pytest.raises(CaptureError) as e:
-        load_capture(nerf)
-    _one_sentence(e, "transforms_train.json", "point away", "OpenGL camera-to-world")
+    _fails(nerf, "transforms_train.json", "point away", "OpenGL camera-to-world")
 
 
 def test_corrupt_image_and_mask_folder(captures, tmp_path):
     nerf = _copy(captures["nerf"], tmp_path)
     (nerf / "train" / "r_1.png").write_bytes(b"not a png at all")
-    with pytest.raises(CaptureError) as e:
-        load_capture(nerf)
-    _one_sentence(e, "r_1.png", "cannot be read")
+    _fails(nerf, "r_1.png", "cannot be read")
     colmap = _copy(captures["colmap_bin"], tmp_path)
     (colmap / "masks" / "r_0.png.png").unlink()
-    with pytest.raises(CaptureError) as e:
-        load_capture(colmap, masks=colmap / "masks")
-    _one_sentence(e, "r_0.png", "--masks")
+    _fails(colmap, "r_0.png", "--masks", masks=colmap / "masks")
 
 
 def test_cli_prints_one_sentence_and_exits_2(capsys, tmp_path):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-import trimesh
 
 from studio.capture import load_capture, write_colmap
 from studio.capture.colmap_files import ColmapCamera, read_model, write_model
@@ -160,3 +160,46 @@ def test_undistort_with_zero_distortion_is_the_identity():
     img = torch.rand(9, 13, 4)
     out = undistort(img, 10.0, 11.0, 6.5, 4.5, Distortion())
     torch.testing.assert_close(out, img, atol=1e-5, rtol=0)
+
+
+def test_nerfstudio_mask_path(captures, tmp_path):
+    """RGB images with nerfstudio's per-frame mask_path read back as the RGBA capture does."""
+    import imageio.v3 as iio
+
+    ref = load_capture(captures["nerf"])
+    nerf = tmp_path / "ns"
+    shutil.copytree(captures["nerf"], nerf)
+    (nerf / "masks").mkdir()
+    meta = json.loads((nerf / "transforms_train.json").read_text())
+    for fr in meta["frames"]:
+        p = nerf / (fr["file_path"] + ".png")
+        rgba = iio.imread(p)
+        iio.imwrite(p, rgba[..., :3])
+        iio.imwrite(nerf / "masks" / p.name, rgba[..., 3])
+        fr["mask_path"] = f"masks/{p.name}"
+    (nerf / "transforms_train.json").write_text(json.dumps(meta))
+    cap = load_capture(nerf)
+    for a, b in zip(cap.views, ref.views):
+        torch.testing.assert_close(a.mask, b.mask, atol=1e-6, rtol=0)
+        torch.testing.assert_close(a.image, b.image, atol=1e-6, rtol=0)
+
+
+def test_normalisation_refuses_parallel_views_and_disagreeing_masks(synth_views):
+    from studio.capture import CaptureError
+    from studio.capture.normalise import estimate_normalisation
+
+    train, _, _ = synth_views
+    one = train[0]
+    parallel = [(one.cam_to_world.double().numpy(), one.intrinsics)] * 3
+    with pytest.raises(CaptureError, match="nearly parallel"):
+        estimate_normalisation(parallel, [one.mask] * 3, Path("capture.json"))
+    # Each view with a mask in a corner it does not share with the others: no point is in all.
+    cams = [(v.cam_to_world.double().numpy(), v.intrinsics) for v in train]
+    masks = []
+    for i in range(len(train)):
+        m = torch.zeros(RES, RES)
+        m[:4, :4] = 1.0 if i % 2 else 0.0
+        m[-4:, -4:] = 0.0 if i % 2 else 1.0
+        masks.append(m)
+    with pytest.raises(CaptureError, match="capture.json: no point of space is inside every mask"):
+        estimate_normalisation(cams, masks, Path("capture.json"))

@@ -43,3 +43,19 @@ def test_make_capture_cli_both_layouts(tmp_path, capsys):
         row = ((1 - clip[:, 1] / clip[:, 3]) / 2 * 24).long().clamp(0, 23)
         near = torch.nn.functional.max_pool2d(v.mask[None, None], 3, 1, 1)[0, 0]
         assert float(near[row, col].min()) > 0.0
+
+
+def test_scenes_as_sources():
+    import pytest
+
+    from studio.capture import CaptureError
+    from studio.capture.synth import load_object
+
+    textured = load_object("texture")  # one textured sphere
+    assert textured.texture is not None and textured.mesh.uv is not None
+    several = load_object("objects")  # three objects merged, their albedos as vertex colours
+    assert several.texture is None and several.mesh.vertex_colors is not None
+    assert float(several.mesh.vertices.norm(dim=1).max()) == pytest.approx(1.0, abs=1e-5)
+    assert len(torch.unique(several.mesh.vertex_colors, dim=0)) >= 3
+    with pytest.raises(CaptureError, match="no mesh objects"):
+        load_object("sdf")

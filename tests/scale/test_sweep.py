@@ -87,6 +87,12 @@ def test_seeds_and_sets_parse():
                                                                                       "mask_iou=0.5"]
 
 
+def test_an_output_file_is_one_sentence(tmp_path, capsys):
+    (tmp_path / "s").write_text("not a folder")
+    assert cli.main(["sweep", "camera", "--out", str(tmp_path / "s"), "--set", "res=16"]) == cli.EXIT_BAD_INPUT
+    assert "is a file; give a folder for the sweep" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, words", [
     (["--set", "antialias"], "--set must look like KEY=V1,V2"),
     (["--set", "colour=red"], "unknown sweep setting 'colour'"),
