@@ -116,7 +116,6 @@ class ReconstructionScene(SceneBase):
         super().__init__(_spec(capture, steps, views_per_step, visibility), backend, **options)
         for name in ("light.sun.direction", "light.sun.intensity", "light.sh"):
             self.params[name].trainable = True
-        self._hull = (self._hull_v, self._hull_f)
         self.enter_stage(0)
 
     # ------------------------------------------------------------------ building
@@ -124,7 +123,7 @@ class ReconstructionScene(SceneBase):
     def _build_content(self) -> None:
         v, f, note = visual_hull(self.capture, self.hull_resolution)
         self.notes.append(note)
-        self._hull_v, self._hull_f = v, f
+        self._hull = (v, f)  # where a Reset starts again
         dev = self.device
         self._add(name="shape.u", group="geometry", value=torch.zeros(len(v), 3, device=dev), unit="units",
                   lr=1e-3, trainable=True, metric="none",
@@ -142,7 +141,6 @@ class ReconstructionScene(SceneBase):
     def _build_camera(self) -> None:
         self.view_offsets = [(0.0, 0.0)] * len(self.capture.views)  # the rig size, for SceneBase.num_views
         self._rig = _cameras(self.capture.views, self.device)
-        self._test_rig = _cameras(self.capture.test_views, self.device) if self.capture.test_views else None
 
     def _set_mesh(self, vertices: np.ndarray, faces: np.ndarray, albedo: np.ndarray) -> None:
         """Replace the surface (new topology): positions [V,3], faces [T,3], colours [V,3]."""
@@ -174,6 +172,8 @@ class ReconstructionScene(SceneBase):
         if want < self.stage_index:  # the run was reset: start again from the visual hull
             self.stage_index = -1
             self.uv = self.uv_faces = None
+            self.params["shape.texture"].trainable = False
+            self.params["shape.albedo"].trainable = True
             self._set_mesh(*self._hull, np.full((len(self._hull[0]), 3), 0.5))
             events.append("back to the visual hull.")
         for i in range(self.stage_index + 1, want + 1):

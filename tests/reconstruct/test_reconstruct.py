@@ -67,14 +67,23 @@ def test_output_files(run, tmp_path):
     assert (tmp_path / name).stat().st_size > 0
 
 
-def test_registry_losses_and_regularisers_drive_the_reconstruction(tiny_capture):
+def test_registry_losses_drive_the_reconstruction_and_reset_returns_to_the_hull(tiny_capture):
     capture, _, _ = tiny_capture
-    opts = ReconstructOptions(steps=2, backend="torch", device="cpu", hull_resolution=24, stages=STAGES[:1],
+    opts = ReconstructOptions(steps=4, backend="torch", device="cpu", hull_resolution=24, stages=STAGES[:2],
                               losses=[("l2", 1.0), ("laplacian", 0.01)], threads=1)
     scene, engine, _ = build_reconstruction(capture, opts)
+    coarse_faces = scene.faces.shape[0]
     engine.start_thread()
-    engine.step(2)
-    snap = engine.wait_snapshot(predicate=lambda s: s.step >= 2 and not s.running, timeout=120)
-    engine.stop()
-    assert snap is not None and snap.message is None
-    assert np.isfinite(snap.history["loss:laplacian"]).all() and snap.history["loss:laplacian"][-1] > 0
+    try:
+        engine.step(3)  # the fine stage begins at step 2 (0.4 of 4): a remesh
+        snap = engine.wait_snapshot(predicate=lambda s: s.step >= 3 and not s.running, timeout=120)
+        assert snap is not None and [m[0] for m in snap.marks] == [2] and "remeshed" in snap.marks[0][1]
+        assert np.isfinite(snap.history["loss:laplacian"]).all() and snap.history["loss:laplacian"][-1] > 0
+        assert scene.faces.shape[0] != coarse_faces
+        engine.reset()
+        engine.step(1)
+        snap = engine.wait_snapshot(snap.stamp, predicate=lambda s: s.step == 1 and not s.running, timeout=120)
+        assert snap is not None and "back to the visual hull." in [m[1] for m in snap.marks]
+        assert scene.stage_index == 0 and scene.faces.shape[0] == coarse_faces
+    finally:
+        engine.stop()
