@@ -11,7 +11,8 @@ pixel as it can, because candidates outnumber everything else:
 2. *Per box row*: the exact run of pixel centres inside the triangle, intersecting the three
    edge half-planes (and the near / far half-planes where the triangle crosses them).  Rows make
    coverage exact, so no candidate ever needs an edge test: a triangle costs the pixels it
-   covers, not its bounding box.
+   covers, not its bounding box.  Rows are laid out densely per bucket of box heights
+   (1, 2-4, 5-16, ...), so per-triangle values broadcast over them instead of being gathered.
 3. *Per candidate*: depth from the row's linear depth ramp, one packed key (depth, then draw
    index) and one ``scatter_reduce(amin)`` into the z-buffer.
 
@@ -36,7 +37,6 @@ _LOW32 = 0xFFFFFFFF
 # Depth in [-1, 1] as a 31-bit fixed-point number above the 32-bit draw index: finer than
 # float32 wherever |z/w| > 2**-6, and ties go to the lower draw index.
 _DEPTH_SCALE = float(1 << 29)
-_TWO = 2.0
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,8 @@ from ..images import linear_to_srgb, srgb_to_linear
 log = logging.getLogger("studio.scene")
 
 MESH_EXTENSIONS = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
+# Formats that are text only: a NUL byte means the file is something else.
+_TEXT_FORMATS = (".obj", ".off")
 
 # Positions closer than this fraction of the mesh's largest extent are merged: duplicates written by
 # exporters are bit-identical, and transforms baked in float64 disturb them by far less.
@@ -123,6 +125,11 @@ def _check_indices(mesh: str, field: str, idx: torch.Tensor, count: int) -> None
 # ------------------------------------------------------------------------------------ file I/O
 
 
+def _head(path: Path, size: int = 1 << 16) -> bytes:
+    with path.open("rb") as f:
+        return f.read(size)
+
+
 def load_mesh(path: str | Path, normalize: bool = True) -> Mesh:
     """Load a triangle mesh from OBJ, PLY, STL, OFF, GLB or glTF.
 
@@ -154,6 +161,10 @@ def load_mesh(path: str | Path, normalize: bool = True) -> Mesh:
     if ext not in MESH_EXTENSIONS:
         raise MeshError(f"mesh file {path} has the unsupported extension {ext or '(none)'!r}; "
                         f"convert it to one of {', '.join(MESH_EXTENSIONS)}.")
+    if ext in _TEXT_FORMATS and b"\x00" in _head(path):
+        # trimesh decodes any bytes as text and finds no faces: say what is really wrong.
+        raise MeshError(f"mesh file {path} could not be read: it holds binary data, not {ext[1:].upper()} text; "
+                        "export the mesh again.")
     try:
         parts = [g for g in trimesh.load_scene(path, process=False).dump()
                  if isinstance(g, trimesh.Trimesh) and len(g.faces)]

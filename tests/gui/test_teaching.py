@@ -191,3 +191,17 @@ def test_vertex_arrows_appear_over_the_deform_render(session_app):
     assert wait_for(app, lambda s: s.display_mode == SHADED, 30)
     pump(app, lambda: app.images.arrows.count == 0, timeout=5)
     assert app.images.arrows.count == 0, "the arrows go with their mode"
+
+
+def test_shadow_scenes_switch_between_hard_and_soft_shadows(session_app):
+    app = use_scene(session_app, "mesh-shadow")
+    sw = app.teaching.switches
+    assert shown(sw.shadows_row) and sw.shadows.value == "soft"
+    assert not any(shown(r) for r in (sw.mip_row, sw.restarts_row, sw.sdf_row))
+    soft = render_picture(app).astype(float)
+    sw.shadows.edit("hard")
+    assert wait_for(app, lambda s: s.options.get("shadows") == "hard", 30)
+    pump(app, frames=3)
+    assert np.abs(render_picture(app).astype(float) - soft).max() > 10  # the penumbra became a hard edge
+    sw.shadows.edit("soft")
+    assert wait_for(app, lambda s: s.options.get("shadows") == "soft", 30)
