@@ -160,6 +160,15 @@ def _header_size(path: Path) -> tuple[int, int] | None:
     says the image is too big to even open (Pillow's decompression-bomb guard)."""
     with path.open("rb") as f:
         head = f.read(24)
+        if head[:6] == b"\x93NUMPY":
+            f.seek(0)
+            try:
+                version = np.lib.format.read_magic(f)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape = read(f)[0]
+            except ValueError:  # a damaged header: np.load says so in its turn
+                return 0, 0
+            return (int(shape[1]), int(shape[0])) if len(shape) >= 2 else (0, 0)
     if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR":
         return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
     import warnings

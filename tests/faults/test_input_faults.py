@@ -108,6 +108,12 @@ def write_png_header(path: Path, width: int, height: int) -> Path:
     return path
 
 
+def _big_npy(path: Path) -> Path:
+    """A 5000x5000 RGB float array file, sparse on disk: only its header is ever read."""
+    np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(5000, 5000, 3)).flush()
+    return path
+
+
 def _garbage_obj(tmp: Path) -> list[str]:
     mesh = tmp / "garbage.obj"
     mesh.write_bytes(b"v 1 2 3\nv \xe9\xff 1 2\nf 1 2 3\n" * 50)
@@ -129,6 +135,8 @@ BAD_ARGUMENTS = [
     ("a 12000x12000 target", lambda t: ["cube", "--target", str(write_png_header(t / "b.png", 12000, 12000)),
                                         "--out", str(t / "o")],
      "image file {t}/b.png is 12000x12000 pixels, more than the 16.8 megapixels"),
+    ("a 5000x5000 NPY target", lambda t: ["cube", "--target", str(_big_npy(t / "big.npy")), "--out", str(t / "o")],
+     "image file {t}/big.npy is 5000x5000 pixels, more than the 16.8 megapixels"),
     ("a garbage OBJ", lambda t: [*_garbage_obj(t), "--out", str(t / "o")], "mesh file {t}/garbage.obj "),
     ("--watchdog 0", lambda t: ["cube", "--watchdog", "0", "--out", str(t / "o")],
      "--watchdog must be a number of seconds above 0, got 0."),
@@ -199,7 +207,7 @@ def test_a_stuck_loss_is_reported_and_the_last_good_state_is_written(capsys, tmp
         REGISTRY.unregister("test_cli_stuck")
     assert code == EXIT_INCOMPLETE, err
     assert re.search(rf"studio: loss 'test_cli_stuck' from {re.escape(__file__)} has been running for \d+ s; wrote "
-                     r"the outputs of step 3 \(the last good state\) to out/\.", err), err
+                     r"the outputs of step 3 \(the last good state\) to \S*out/\.", err), err
     for name in ("summary.json", "curves.csv", "params.json", "final.png"):
         assert (tmp_path / "out" / name).exists(), name
     assert (tmp_path / "out" / "curves.csv").read_text().count("\n") == 4  # header + steps 1-3
@@ -267,7 +275,7 @@ def test_a_run_paused_by_nan_steps_exits_3_with_its_outputs_and_log_lines_are_no
                        plugin=NAN_GRADIENT)
     assert code == EXIT_INCOMPLETE, err
     assert "studio: paused after 5 steps in a row with NaN/Inf values; lower the learning rate, check the losses, " \
-           "or Reset; wrote the outputs of step 5 (the last good state) to out/." in err
+           f"or Reset; wrote the outputs of step 5 (the last good state) to {tmp_path.resolve()}/out/." in err
     assert (tmp_path / "out" / "params.json").exists() and (tmp_path / "out" / "final.png").exists()
     logged = [seg for line in err.split("\n") for seg in [line.split("\r")[-1]] if "was NaN or Inf" in line]
     assert logged, err
