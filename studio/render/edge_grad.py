@@ -29,9 +29,10 @@ Differentiably" (2024), in our own formulation:
 - Where both sides are one continuous surface (two triangles of a smooth mesh, however small)
   moving the boundary between them changes nothing (the colour is continuous there; what the
   pixel colours do inside is already the barycentric gradient of ``rasterize``): those pairs are
-  skipped.  A pair is one surface when the depth (clip w) of either pixel, extrapolated along the
-  other pixel's triangle plane, agrees with the other's own depth within ``depth_tolerance``
-  (relative).  Consequence: flat-shaded creases (a cube's edges) get no visibility gradient here.
+  skipped.  A pair is one surface when, in either direction, one pixel's triangle plane
+  extrapolated to the other pixel's centre meets the other's own surface: clip w within
+  ``depth_tolerance`` (relative) and NDC depth z/w within twice that.  Consequence: flat-shaded
+  creases (a cube's edges) get no visibility gradient here.
 
 Work is proportional to the pixel pairs with a colour step; the differentiable part is one gather
 of three projected vertices per pair and one scatter.
@@ -66,8 +67,8 @@ def edge_grad(
         rast: [B,H,W,4] output of ``rasterize`` for the same ``pos``/``tri`` (u, v, z/w, tri_id+1).
         pos: [B,V,4] clip-space positions (or [V,4] shared by all images, as with ``ranges``).
         tri: [T,3] int32 vertex indices; shared vertices are not needed (no topology is used).
-        depth_tolerance: relative gap of clip w across a pair below which both pixels are one
-            continuous surface and the pair is skipped (> 0).
+        depth_tolerance: relative gap of clip w (and half the gap of z/w) across a pair below
+            which both pixels are one continuous surface and the pair is skipped (> 0).
 
     Returns:
         [B,H,W,C] equal to ``color`` (the same values, not antialiased).  Gradients reach

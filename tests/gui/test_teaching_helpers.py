@@ -68,6 +68,6 @@ def test_progress_is_written_by_a_job_and_read_by_the_window():
 def test_shadow_scenes_get_the_shadow_switch_and_compare_hard_against_soft():
     scene = build_scene(load_spec("mesh-shadow"), "torch", "cpu")
     switches = switches_for(scene)
-    assert switches == ("antialias", "soft", "shadows")
+    assert switches == ("visibility", "soft", "shadows")
     assert lesson_switch(list(switches)) == "shadows"
     assert compare_words("shadows", scene, dict(scene.options)) == ("hard", "soft")
