@@ -6,6 +6,7 @@
     studio losses               list every loss: built-ins and plugins, with weights and parameters
     studio optimize SCENE ...   fit a scene headless and write images, curves and a summary
     studio render SCENE ...     render the ground truth (or the initial guess) to a PNG
+    studio reconstruct DATASET  reconstruct a textured mesh from a multi-view capture
     studio make-capture MESH .. render a synthetic multi-view capture (NeRF or COLMAP layout)
     studio sweep SCENE ...      a grid of optimize runs over settings and seeds, locally or on Ray
 
@@ -34,6 +35,7 @@ from .data import cli as data_cli
 from .errors import UsageError, memory_advice, out_of_memory, user_errors
 from .images import heatmap, save_png
 from .scale import cli as sweep_cli
+from .reconstruct import cli as reconstruct_cli
 from .optim.compare import SWITCHES as SWITCH_CHOICES
 from .optim.engine_types import WATCHDOG_S
 from .optim.watchdog import run_guarded
@@ -209,6 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--out", required=True, help="output folder for compare.png and compare.csv")
 
     data_cli.add_parser(sub)
+    reconstruct_cli.add_parser(sub, _parse_loss, _add_threads_option)
     capture_cli.add_parser(sub)
     sweep_cli.add_parser(sub)
 
@@ -250,6 +253,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _compare(args)
         if command == "export-dataset":
             return data_cli.run(args)
+        if command == "reconstruct":
+            return reconstruct_cli.run(args)
         if command == "make-capture":
             return capture_cli.run(args)
         if command == "sweep":

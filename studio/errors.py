@@ -21,6 +21,7 @@ def user_errors() -> tuple[type[BaseException], ...]:
     from .optim.engine import EngineError
     from .optim.losses import LossError
     from .optim.plugins import PluginError
+    from .reconstruct.hull import ReconstructionError
     from .optim.watchdog import StallError
     from .render.backend import BackendUnavailableError, RenderInputError
     from .scale.cluster import ScaleError
@@ -32,7 +33,8 @@ def user_errors() -> tuple[type[BaseException], ...]:
 
     return (SceneError, MeshError, ImageError, ParameterError, LossError, RenderInputError,
             BackendUnavailableError, EngineError, PluginError, CompareError, DatasetError, StallError, UsageError,
-            CaptureError, VideoError, ParamsFileError, ScaleError)
+            CaptureError, VideoError, ParamsFileError, ScaleError,
+            ReconstructionError)
 
 
 def out_of_memory(exc: BaseException) -> bool:

@@ -30,8 +30,10 @@ from ..optim.watchdog import run_guarded
 from ..paths import user_path
 from ..render.modes import SHADED
 from ..scenarios import DEFAULT_SCENARIO, list_scenarios, scenario_path
+from ..reconstruct.run import build_capture_workspace, looks_like_capture
 from ..workspace import Options, build_engine, parse_resolution
 from . import exports, theme
+from .capture_panel import CapturePanel, export_reconstruction
 from .compare_window import CompareWindow
 from .controls import Control, Text
 from .dialogs import FileDialog
@@ -200,11 +202,13 @@ class App(FileActions):
                 self.params_tab = dpg.add_tab(label="Parameters")
                 self.loss_tab = dpg.add_tab(label="Losses")
                 self.teaching_tab = dpg.add_tab(label="Teaching")
+                self.capture_tab = dpg.add_tab(label="Capture")
                 self.log_tab = dpg.add_tab(label="Log")
             self.loading_text = Text("loading the scene...", parent=self.params_tab, color=(150, 150, 150))
             self.teaching = TeachingPanel(self.teaching_tab, TeachingActions(self.set_option, self.show_mode,
                                                                              self.open_compare))
             self.log_panel = LogPanel(self.log_tab)
+            self.capture_panel = CapturePanel(self.capture_tab, self.choose_view, self.export_reconstruction)
             self.status = StatusBar(self.window)
         self.compare_window = CompareWindow(self.jobs, self.report, self.fail)
         self.export_dialog = ExportDialog(self.jobs, self.report, self.fail)
@@ -214,6 +218,7 @@ class App(FileActions):
             "target": FileDialog("Load target image", IMAGE_TYPES, self.load_target),
             "save": FileDialog("Save session", SESSION_TYPES, self.save_session, save=True, default_name="session"),
             "open": FileDialog("Load session", SESSION_TYPES, self.load_session),
+            "capture": FileDialog("Open capture (NeRF or COLMAP folder)", [], self.open_capture, directory=True),
             "png": FileDialog("Export render", [(".png", "PNG")], self.export_png, save=True, default_name="render"),
             "obj": FileDialog("Export mesh", [(".obj", "OBJ")], self.export_obj, save=True, default_name="mesh"),
             "csv": FileDialog("Export curves", [(".csv", "CSV")], self.export_csv, save=True, default_name="curves"),
@@ -237,6 +242,7 @@ class App(FileActions):
             with dpg.menu(label="File") as self.menu["File"]:
                 item("Load mesh...", lambda: self.dialogs["mesh"].open())
                 item("Load target image...", lambda: self.dialogs["target"].open())
+                item("Open capture...", lambda: self.dialogs["capture"].open())
                 dpg.add_separator()
                 item("Save session...", lambda: self.dialogs["save"].open())
                 item("Load session...", lambda: self.dialogs["open"].open())
@@ -348,6 +354,7 @@ class App(FileActions):
         self._snap = snap  # first: a failing widget update must not make the loop retry this snapshot
         self.images.update(snap)
         self.plots.update(snap)
+        self.capture_panel.update(snap)
         self._sync_controls()
         self.log_panel.add_events(snap.events)
         if snap.message != self._engine_message:
@@ -497,10 +504,11 @@ class App(FileActions):
                 self._sync_pickers(self.ws.opts)
 
         self.loading = LoadingProgress()
+        make = build_capture_workspace if looks_like_capture(opts.scene) else build_engine
 
         def build() -> tuple:
             # Plugin files are imported here: one stuck in a loop is reported, not waited for.
-            result = run_guarded(lambda: build_engine(opts, self.loading.report), WATCHDOG_S,
+            result = run_guarded(lambda: make(opts, self.loading.report), WATCHDOG_S,
                                  "importing plugins and building the scene")
             if prepare is not None:
                 prepare(result[1])  # the worker is not started yet: this runs right here
@@ -527,6 +535,9 @@ class App(FileActions):
         self.recorder.clear()
         self.log_panel.forget_events()
         self.teaching.attach(ws.scene, ws.engine)
+        self.capture_panel.attach(ws.scene)
+        if getattr(ws.scene, "capture", None) is not None:
+            dpg.set_value(self.side_tabs, self.capture_tab)
         spec = ws.scene.spec
         self._sync_pickers(ws.opts)
         self.report(f"loaded {what + ' into ' if what else ''}{spec.name} ({ws.scene.backend.name} on "
@@ -630,6 +641,22 @@ class App(FileActions):
     def choose_device(self, device: str) -> None:
         self._reload_with(device=None if device == DEFAULT_DEVICE else device)
 
+    def open_capture(self, path: Path) -> None:
+        """Reconstruct the capture in this folder (NeRF transforms*.json or a COLMAP model)."""
+        self.report(f"opening the capture {path.name}...", INFO)
+        self._reload_with(scene=str(path), mesh=None, target=None, mask=None)
+
+    def export_reconstruction(self, folder: Path) -> None:
+        """The files of ``studio reconstruct`` (mesh.glb, mesh.obj, summary.json, test/, curves.csv,
+        turntable) for the reconstruction as it is now, written on the engine's thread."""
+        if self.ws is None or self._snap is None or getattr(self.ws.scene, "capture", None) is None:
+            self.report("no capture is open, so there is no reconstruction to export.", INFO)
+            return
+        fut = export_reconstruction(self.ws.engine, self._snap, folder)
+        self.report(f"exporting the reconstruction to {folder}...", INFO)
+        self.jobs.watch(fut, lambda s: self.report(f"exported the reconstruction to {folder} ({len(s['files'])} files).", INFO),
+                        lambda exc: self.fail("exporting the reconstruction", exc))
+
     # ------------------------------------------------------------------ a stuck or dead worker
 
     def _check_worker(self) -> None:
@@ -704,7 +731,8 @@ def run_gui(args: argparse.Namespace) -> int:
         print(f"studio: {problem}; {HEADLESS_HINT}.", file=sys.stderr)
         return 2
     opts = options_from_args(args)
-    scenario_path(opts.scene)  # a misspelt scene name is a one-line error in the terminal, before any window
+    if not looks_like_capture(opts.scene):
+        scenario_path(opts.scene)  # a misspelt scene name is a one-line error in the terminal, before any window
     app = App(opts, run=bool(getattr(args, "run", False)),
               screenshot=getattr(args, "screenshot", None), after_steps=getattr(args, "after_steps", 0) or 0)
     app.opened_at = t0

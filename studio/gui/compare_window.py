@@ -37,9 +37,13 @@ def compare_words(switch: str, scene: Any, options: dict[str, Any]) -> tuple[str
     """The two settings compared by default, "off" first, in ``studio compare --values`` words.
 
     A fixed silhouette sharpness is the SDF's "off" (the scene's final, sharpest α) and annealing
-    its "on"; soft rasterization is compared against the hard, antialiased silhouette, and soft
-    shadows against hard ones.
+    its "on"; soft rasterization is compared against the hard, antialiased silhouette, soft
+    shadows against hard ones, and the visibility gradient "none" against the scene's own
+    (antialias when that is none or soft).
     """
+    if switch == "visibility":
+        mode = str(options.get("visibility") or "antialias")
+        return "none", mode if mode not in ("none", "soft") else "antialias"
     if switch == "soft":
         return "off", f"{float(options.get('soft_sigma') or DEFAULT_SIGMA):g}"
     if switch == "restarts":
@@ -53,8 +57,8 @@ def compare_words(switch: str, scene: Any, options: dict[str, Any]) -> tuple[str
 
 def lesson_switch(choices: list[str]) -> str:
     """The switch a scene's lesson is about: the one only this kind of scene has (mipmapping for a
-    texture, restarts for a rotation, the SDF's sharpness, hard vs soft shadows), else silhouette
-    antialiasing."""
+    texture, restarts for a rotation, the SDF's sharpness, hard vs soft shadows), else the
+    visibility gradient."""
     return next((s for s in ("shadows", "mip", "restarts", "sdf_alpha") if s in choices), choices[0])
 
 

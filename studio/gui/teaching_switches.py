@@ -2,9 +2,10 @@
 
 Which switches a scene gets (:func:`switches_for`, named as ``studio compare --switch``):
 
-- mesh scenes: ``antialias`` (silhouette antialiasing, where visibility gradients come from) and
-  ``soft`` (SoftRas-style soft coverage with its blur σ in squared pixels; it replaces
-  antialiasing while on, so the antialiasing box hides), ``mip`` (trilinear mipmapping) when an
+- mesh scenes: ``visibility``, where the gradients that move outlines come from ("antialias":
+  silhouette blending; "edge": ``edge_grad`` at every triangle boundary; "soft": soft
+  rasterization; "none": no visibility gradient), ``soft`` (the soft-rasterization blur σ in
+  squared pixels, shown while visibility is soft), ``mip`` (trilinear mipmapping) when an
   object is textured, ``restarts`` (greedy random search over orientations before the first
   gradient step) when a rotation is fitted, ``shadows`` (off / hard / soft shadow maps,
   :mod:`studio.render.shadow`) when the scene file has a [shadows] section;
@@ -22,6 +23,7 @@ from typing import Any, Callable
 import dearpygui.dearpygui as dpg
 
 from ..optim.engine import Snapshot
+from ..render.raster_pass import VISIBILITY_MODES
 from ..render.shadow import SHADOW_MODES
 from ..render.soft_raster import DEFAULT_SIGMA
 from .controls import Checkbox, Combo, Control, FloatSlider, IntSlider, Text
@@ -39,7 +41,7 @@ def switches_for(scene: Any) -> tuple[str, ...]:
     """The teaching switches that apply to ``scene`` (see the module docstring)."""
     if scene.spec.kind == "sdf":
         return ("sdf_alpha",)
-    out = ["antialias", "soft"]
+    out = ["visibility", "soft"]
     if any(getattr(o, "albedo_kind", "") == "texture" for o in scene.objects):
         out.append("mip")
     if any(p.metric == "rotation" for p in scene.params.trainable()):
@@ -62,18 +64,17 @@ class TeachingSwitches:
         self.send = send
         self.root = dpg.add_group(parent=parent)
 
-        self.antialias_row = dpg.add_group(parent=self.root)
-        self.antialias = Checkbox.add("antialiasing", True, parent=self.antialias_row,
-                                      on_change=lambda on: self.send("antialias", on))
-        self.antialias.tooltip("Analytic silhouette antialiasing is where gradients for positions and the camera "
-                               "come from: off, a silhouette is a hard step with no gradient, and shapes and cameras "
-                               "stop moving (Reset to see it from the start).")
-        self.replaced = Text("antialiasing: replaced by soft rasterization", parent=self.root, color=_GREY)
+        self.visibility_row = dpg.add_group(parent=self.root)
+        self.visibility = Combo.add("visibility gradient", VISIBILITY_MODES, "antialias", parent=self.visibility_row,
+                                    width=-_LABEL_PX, on_change=self._visibility_changed)
+        self.visibility.tooltip("Where the gradients that move outlines (shapes, poses, the camera) come from. "
+                                "antialias: silhouette pixels are blended by their distance to the edge. "
+                                "edge: edge_grad, every pixel boundary between two triangles moves with the nearer "
+                                "one (right on dense meshes, where antialias gets most of it wrong). "
+                                "soft: every triangle covers nearby pixels a little (a blurred outline). "
+                                "none: outlines are hard steps with no gradient, and they stop moving.")
 
         self.soft_row = dpg.add_group(parent=self.root)
-        self.soft = Checkbox.add("soft rasterization", False, parent=self.soft_row, on_change=self._soft_changed)
-        self.soft.tooltip("SoftRas-style coverage: every triangle covers nearby pixels a little, sigmoid(d / sigma) "
-                          "of the squared pixel distance d to its outline, so outlines get a wide, smooth gradient.")
         self.sigma = FloatSlider.add("sigma (px\u00b2)", *SIGMA_RANGE, DEFAULT_SIGMA, parent=self.soft_row,
                                      width=-_LABEL_PX, fmt="%.2f", on_change=self._sigma_changed)
         self.sigma.tooltip("Blur of the soft silhouette in squared pixels: at 1 the coverage is 0.73 one pixel "
@@ -119,8 +120,9 @@ class TeachingSwitches:
         """Show the switches that apply to ``scene``, set to its options."""
         self.applies = switches_for(scene)
         opts = scene.options
-        self.antialias.value = bool(opts.get("antialias", True))
-        self.soft.value = bool(opts.get("soft_sigma"))
+        self.visibility.value = str(opts.get("visibility", "antialias"))
+        if opts.get("soft_sigma"):
+            self.sigma.value = float(opts["soft_sigma"])
         self.mip.value = opts.get("filter_mode", MIPMAPPED) != PLAIN
         self.shadows.value = str(opts.get("shadows", "off"))
         if "sdf_alpha" in self.applies:
@@ -131,12 +133,16 @@ class TeachingSwitches:
             self.alpha.value = float(fixed) if fixed is not None else float(scene.settings["alpha_max"])
         self._refresh()
 
-    def _soft_changed(self, on: bool) -> None:
-        self.send("soft_sigma", self.sigma.value if on else None)
+    def _visibility_changed(self, mode: str) -> None:
+        # Soft goes with its sigma (setting soft_sigma selects soft rasterization).
+        if mode == "soft":
+            self.send("soft_sigma", self.sigma.value)
+        else:
+            self.send("visibility", mode)
         self._refresh()
 
     def _sigma_changed(self, sigma: float) -> None:
-        if self.soft.value:
+        if self.visibility.value == "soft":
             self.send("soft_sigma", sigma)
 
     def _alpha_changed(self, alpha: float) -> None:
@@ -150,11 +156,8 @@ class TeachingSwitches:
     def _refresh(self) -> None:
         """Rows that apply to this scene, in the current state."""
         on = set(self.applies)
-        soft = self.soft.value
-        dpg.configure_item(self.antialias_row, show="antialias" in on and not soft)
-        self.replaced.show("antialias" in on and soft)
-        dpg.configure_item(self.soft_row, show="soft" in on)
-        self.sigma.show(soft)
+        dpg.configure_item(self.visibility_row, show="visibility" in on)
+        dpg.configure_item(self.soft_row, show="soft" in on and self.visibility.value == "soft")
         dpg.configure_item(self.mip_row, show="mip" in on)
         dpg.configure_item(self.restarts_row, show="restarts" in on)
         dpg.configure_item(self.shadows_row, show="shadows" in on)
@@ -166,9 +169,8 @@ class TeachingSwitches:
         opts = snap.options
         if not opts:
             return
-        self.antialias.sync(bool(opts.get("antialias", True)))
+        self.visibility.sync(str(opts.get("visibility", "antialias")))
         sigma = opts.get("soft_sigma")
-        self.soft.sync(bool(sigma))
         if sigma:
             self.sigma.sync(float(sigma))
         self.mip.sync(opts.get("filter_mode", MIPMAPPED) != PLAIN)
@@ -183,4 +185,4 @@ class TeachingSwitches:
 
     def controls(self) -> list[Control]:
         """Every input (for the keyboard-shortcut guard)."""
-        return [self.antialias, self.soft, self.sigma, self.mip, self.restarts, self.shadows, self.anneal, self.alpha]
+        return [self.visibility, self.sigma, self.mip, self.restarts, self.shadows, self.anneal, self.alpha]

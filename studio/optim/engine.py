@@ -147,6 +147,7 @@ class Engine:
         self._searched = self.config.restarts <= 0
         self._record_next = False
         self._step_record: StepRecord | None = None
+        self._marks: list[tuple[int, str]] = []
 
     def _make_optimizer(self) -> torch.optim.Optimizer | None:
         groups = []
@@ -155,11 +156,24 @@ class Engine:
             groups.append({"params": [p.value], "lr": p.lr, "name": p.name})
         if not groups:
             return None
+        factory = getattr(self.scene, "make_optimizer", None)
+        if factory is not None:  # e.g. the reconstruction's uniform Adam for its large-steps latent
+            return factory(groups)
         if self.config.optimizer == "sgd":
             return torch.optim.SGD(groups, lr=0.01, momentum=0.9)
         if self.config.optimizer != "adam":
             raise EngineError(f"optimizer must be adam or sgd, got {self.config.optimizer!r}.")
         return torch.optim.Adam(groups, lr=0.01)
+
+    def _scene_changed(self, events: Sequence[str]) -> None:
+        """The scene replaced parameter tensors between steps (its ``before_step`` returned events):
+        rebuild the optimiser over the new tensors, keep them as the last good values, and show
+        each event in the log, the status bar and (as a mark at this step) on the curves."""
+        self._optimizer = self._make_optimizer()
+        self._good = {p.name: p.value.detach().clone() for p in self.params.trainable()}
+        for text in events:
+            self._event(text)
+            self._marks.append((self.step_count, text))
 
     # ------------------------------------------------------------------ public commands (any thread)
     # Each checks its arguments here (CommandError at the call) and queues a command value.

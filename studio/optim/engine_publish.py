@@ -78,6 +78,7 @@ def make_snapshot(engine: "Engine", finished: bool = False) -> Snapshot:
         options={**e.scene.options, "restarts": e.config.restarts},
         step_record=e._step_record,
         stalled=e._stall,
+        marks=tuple(e._marks),
         **shown,
     )
 

@@ -47,7 +47,10 @@ def one_step(e: "Engine", recorded: bool = False) -> None:
     target = e.targets.rgba(views)
     before_step = getattr(e.scene, "before_step", None)
     if before_step is not None:  # e.g. the SDF scene anneals its silhouette sharpness
-        before_step(e.step_count, e.config.steps)
+        with e._beat.stage(Stage(f"the scene's changes before step {n}")):
+            events = before_step(e.step_count, e.config.steps)
+        if events:  # the scene changed its parameters' shapes (e.g. remeshed): a fresh optimiser
+            e._scene_changed(events)
     with e._beat.stage(Stage(f"the render of step {n}")):
         out = e.scene.render(views)
     if recorded:  # keep d loss / d pixel, which backward would otherwise free on its way to the parameters
@@ -185,3 +188,11 @@ def record(e: "Engine", loss: float, terms: dict[str, float]) -> None:
     for t in e.terms:
         h.setdefault(f"loss:{t.name}", [float("nan")] * (len(h["step"]) - 1))
         h[f"loss:{t.name}"].append(terms.get(t.name, float("nan")))
+    extra = getattr(e.scene, "curve_metrics", None)  # the scene's own curves, e.g. held-out PSNR: "metric:NAME"
+    if extra is not None:
+        with e._beat.stage(Stage(f"the scene's curves at step {e.step_count}")):
+            values = extra(e.step_count)
+        for name in values:
+            h.setdefault(f"metric:{name}", [float("nan")] * (len(h["step"]) - 1))
+        for key in [k for k in h if k.startswith("metric:")]:
+            h[key].append(float(values.get(key[7:], float("nan"))))

@@ -143,6 +143,7 @@ class Snapshot:
     arrows: np.ndarray | None = None  # vertex gradients mode: [N,4] (x, y, dx, dy) in pixels of the view
     step_record: StepRecord | None = None  # the latest step taken with Engine.step_recorded (None after reset)
     stalled: Stall | None = None  # the watchdog's report while a step runs past EngineConfig.watchdog_s
+    marks: tuple[tuple[int, str], ...] = ()  # (step, sentence) of scene events (stage changes, remeshing)
 
 
 @dataclass

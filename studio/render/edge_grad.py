@@ -29,9 +29,10 @@ Differentiably" (2024), in our own formulation:
 - Where both sides are one continuous surface (two triangles of a smooth mesh, however small)
   moving the boundary between them changes nothing (the colour is continuous there; what the
   pixel colours do inside is already the barycentric gradient of ``rasterize``): those pairs are
-  skipped.  A pair is one surface when the depth (clip w) of either pixel, extrapolated along the
-  other pixel's triangle plane, agrees with the other's own depth within ``depth_tolerance``
-  (relative).  Consequence: flat-shaded creases (a cube's edges) get no visibility gradient here.
+  skipped.  A pair is one surface when, in either direction, one pixel's triangle plane
+  extrapolated to the other pixel's centre meets the other's own surface: clip w within
+  ``depth_tolerance`` (relative) and NDC depth z/w within twice that.  Consequence: flat-shaded
+  creases (a cube's edges) get no visibility gradient here.
 
 Work is proportional to the pixel pairs with a colour step; the differentiable part is one gather
 of three projected vertices per pair and one scatter.
@@ -66,8 +67,8 @@ def edge_grad(
         rast: [B,H,W,4] output of ``rasterize`` for the same ``pos``/``tri`` (u, v, z/w, tri_id+1).
         pos: [B,V,4] clip-space positions (or [V,4] shared by all images, as with ``ranges``).
         tri: [T,3] int32 vertex indices; shared vertices are not needed (no topology is used).
-        depth_tolerance: relative gap of clip w across a pair below which both pixels are one
-            continuous surface and the pair is skipped (> 0).
+        depth_tolerance: relative gap of clip w (and half the gap of z/w) across a pair below
+            which both pixels are one continuous surface and the pair is skipped (> 0).
 
     Returns:
         [B,H,W,C] equal to ``color`` (the same values, not antialiased).  Gradients reach
@@ -137,7 +138,12 @@ def _gather(pos: torch.Tensor, verts: torch.Tensor) -> torch.Tensor:
 
 def _screen_coords(pos: torch.Tensor, verts: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Pixel coordinates [3,M] (pixel (i, j) centred at (j, i)) of the vertex rows ``verts``."""
-    x, y, _, w = _gather(pos, verts).unbind(0)
+    return _to_screen(_gather(pos, verts), H, W)
+
+
+def _to_screen(c: torch.Tensor, H: int, W: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pixel coordinates [3,M] of clip coordinates [4,3,M]."""
+    x, y, _, w = c.unbind(0)
     return (x / w + 1) * (W / 2) - 0.5, (y / w + 1) * (H / 2) - 0.5
 
 
@@ -185,12 +191,12 @@ def _micro_edges(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri
     flat_rast = rast.detach().reshape(-1, 4)
     ftri = flat_rast[fp, 3].long() - 1
     fverts = _flat_vertices(pos, tri, ftri, img)
-    Xf, Yf = _screen_coords(pos.detach(), fverts, H, W)
+    cf = _gather(pos.detach(), fverts)
+    Xf, Yf = _to_screen(cf, H, W)
     fcol, frow = (fp % W).to(Xf.dtype), ((fp // W) % H).to(Xf.dtype)
     bcol, brow = (bp % W).to(Xf.dtype), ((bp // W) % H).to(Xf.dtype)
     beta, area2 = _barycentrics(Xf, Yf, 0.5 * (fcol + bcol), 0.5 * (frow + brow))
-    fw = _gather(pos.detach(), fverts)[3]
-    ok = (area2.abs() > _MIN_AREA2) & (fw > 0).all(0) & torch.isfinite(beta).all(0)
+    ok = (area2.abs() > _MIN_AREA2) & (cf[3] > 0).all(0) & torch.isfinite(beta).all(0)
 
     # One continuous surface on both sides: no visibility change worth a gradient.
     btri = flat_rast[bp, 3].long() - 1
@@ -198,8 +204,8 @@ def _micro_edges(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri
     if bool(both.any()):
         same = torch.zeros_like(ok)
         k = both.nonzero().squeeze(1)
-        same[k] = _continuous(pos.detach(), tri, flat_rast, fp[k], bp[k], ftri[k], btri[k], img[k],
-                              Xf[:, k], Yf[:, k], H, W, tol)
+        cb = _gather(pos.detach(), _flat_vertices(pos, tri, btri[k], img[k]))
+        same[k] = _continuous(flat_rast, fp[k], bp[k], cf[:, :, k], cb, Xf[:, k], Yf[:, k], H, W, tol)
         ok &= ~same
     sel = ok.nonzero().squeeze(1)
     if sel.numel() == 0:
@@ -208,25 +214,24 @@ def _micro_edges(color: torch.Tensor, rast: torch.Tensor, pos: torch.Tensor, tri
     return fp[sel], bp[sel], axis[sel], sign[sel], beta[:, sel].to(pos.dtype), fverts[sel], step[sel]
 
 
-def _continuous(pos, tri, flat_rast, fp, bp, ftri, btri, img, Xf, Yf, H, W, tol) -> torch.Tensor:
-    """[M] True where each pixel's depth, extrapolated along the other pixel's triangle plane,
-    matches the other's own depth within ``tol`` (relative clip w), for either direction."""
-    bverts = _flat_vertices(pos, tri, btri, img)
-    Xb, Yb = _screen_coords(pos, bverts, H, W)
-    fverts = _flat_vertices(pos, tri, ftri, img)
-    wf, wb = _gather(pos, fverts)[3], _gather(pos, bverts)[3]
+def _continuous(flat_rast, fp, bp, cf, cb, Xf, Yf, H, W, tol) -> torch.Tensor:
+    """[M] True where, in either direction, one pixel's triangle plane extrapolated to the other
+    pixel's centre meets the other's own surface: clip w within ``tol`` (relative; the test that
+    matters under perspective) and NDC depth z/w within ``2 tol`` (1% of the depth range for the
+    default; the test that matters under an orthographic projection, whose w is constant)."""
+    Xb, Yb = _to_screen(cb, H, W)
 
-    def own_w(p: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    def own(p: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         u, v = flat_rast[p, 0], flat_rast[p, 1]  # perspective-correct: w is their combination
-        return u * w[0] + v * w[1] + (1 - u - v) * w[2]
+        return u * c[3, 0] + v * c[3, 1] + (1 - u - v) * c[3, 2], flat_rast[p, 2]
 
-    def extrapolated_w(X, Y, w, p) -> torch.Tensor:
-        # 1/w is affine in screen space over a planar triangle.
+    def gap(X, Y, c, p) -> torch.Tensor:
+        # 1/w and z/w are affine in screen space over a planar triangle.
         lam, area2 = _barycentrics(X, Y, (p % W).to(X.dtype), ((p // W) % H).to(X.dtype))
-        inv = (lam / w).sum(0)
-        return torch.where((area2.abs() > _MIN_AREA2) & (inv > 0), 1 / inv.clamp(min=1e-30), torch.full_like(inv, float("inf")))
+        inv_w, zw = (lam / c[3]).sum(0), (lam * c[2] / c[3]).sum(0)
+        w_own, zw_own = own(p, cf if c is cb else cb)
+        w_gap = (1 / inv_w.clamp(min=1e-30) - w_own).abs() / w_own.abs()
+        score = torch.maximum(w_gap, 0.5 * (zw - zw_own).abs())
+        return torch.where((area2.abs() > _MIN_AREA2) & (inv_w > 0), score, torch.full_like(score, float("inf")))
 
-    w_front, w_back = own_w(fp, wf), own_w(bp, wb)
-    gap_f = (extrapolated_w(Xf, Yf, wf, bp) - w_back).abs() / w_back.abs()
-    gap_b = (extrapolated_w(Xb, Yb, wb, fp) - w_front).abs() / w_front.abs()
-    return torch.minimum(gap_f, gap_b) <= tol
+    return torch.minimum(gap(Xf, Yf, cf, bp), gap(Xb, Yb, cb, fp)) <= tol

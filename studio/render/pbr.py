@@ -29,12 +29,16 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import torch
 
 from .backend import Backend
 from .envmap import ROUGHNESS_LEVELS, PrefilteredEnvironment, ggx_d, reflect, sh_irradiance
 from .gbuffer import GBuffer
+
+if TYPE_CHECKING:  # shading imports this module
+    from .shading import Lights
 
 #: Normal-incidence reflectance of dielectrics.
 DIELECTRIC_F0 = 0.04
@@ -183,7 +187,7 @@ def prefiltered_radiance(backend: Backend, envmap: torch.Tensor, direction: torc
     return out.view(direction.shape), sh
 
 
-def shade_pbr(gb: GBuffer, base: torch.Tensor, roughness: torch.Tensor, metallic: torch.Tensor, lights,
+def shade_pbr(gb: GBuffer, base: torch.Tensor, roughness: torch.Tensor, metallic: torch.Tensor, lights: "Lights",
               backend: Backend | None, diffuse_extra: torch.Tensor) -> torch.Tensor:
     """PBR radiance [B,H,W,3] of a G-buffer.
 

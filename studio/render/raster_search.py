@@ -11,7 +11,8 @@ pixel as it can, because candidates outnumber everything else:
 2. *Per box row*: the exact run of pixel centres inside the triangle, intersecting the three
    edge half-planes (and the near / far half-planes where the triangle crosses them).  Rows make
    coverage exact, so no candidate ever needs an edge test: a triangle costs the pixels it
-   covers, not its bounding box.
+   covers, not its bounding box.  Rows are laid out densely per bucket of box heights
+   (1, 2-4, 5-16, ...), so per-triangle values broadcast over them instead of being gathered.
 3. *Per candidate*: depth from the row's linear depth ramp, one packed key (depth, then draw
    index) and one ``scatter_reduce(amin)`` into the z-buffer.
 
@@ -36,7 +37,6 @@ _LOW32 = 0xFFFFFFFF
 # Depth in [-1, 1] as a 31-bit fixed-point number above the 32-bit draw index: finer than
 # float32 wherever |z/w| > 2**-6, and ties go to the lower draw index.
 _DEPTH_SCALE = float(1 << 29)
-_TWO = 2.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,13 @@ def triangle_setup(vtx: torch.Tensor, draw: torch.Tensor, base: torch.Tensor, H:
     live = (det != 0) & torch.isfinite(det)
     if cull_back:
         live &= det > 0
+    first = live.nonzero().squeeze(1)
+    if first.numel() < 0.9 * live.numel():
+        # Most triangles are out already (culled): do the rest of the setup for the others only.
+        x, y, z, w, a, b, c = take_columns(torch.stack([x, y, z, w, a, b, c]).view(21, -1), first).view(7, 3, -1)
+        det, draw, base = det.index_select(0, first), draw.index_select(0, first), base.index_select(0, first)
+        xj, yj, wj = x.roll(-1, 0), y.roll(-1, 0), w.roll(-1, 0)
+        live = torch.ones_like(det, dtype=torch.bool)
     sign = torch.where(det < 0, -1.0, 1.0).to(a.dtype)
     a, b, c = a * sign, b * sign, c * sign
     # sum_i w_i n_i = det * (0, 0, 1), so z/w = sum_i z_i e_i / |det|: a plane.
@@ -164,15 +171,16 @@ def triangle_setup(vtx: torch.Tensor, draw: torch.Tensor, base: torch.Tensor, H:
         ok = torch.cat([ok, cross & (cw > 0)])
         # A visible point at w <= 0 only happens with unusual projections: scan the screen.
         bad = ((front & (w <= 0)).any(0)) | ((cross & (cw <= 0)).any(0))
-    xmin = torch.where(bad, -inf, torch.where(ok, xs, inf).amin(0))
-    xmax = torch.where(bad, inf, torch.where(ok, xs, -inf).amax(0))
-    ymin = torch.where(bad, -inf, torch.where(ok, ys, inf).amin(0))
-    ymax = torch.where(bad, inf, torch.where(ok, ys, -inf).amax(0))
+    # Rows: x then y, [2,D] each bound; the box's first and last column and row.
+    xy, ok = torch.stack([xs, ys]), ok.unsqueeze(0)
+    low = torch.where(bad, -inf, torch.where(ok, xy, inf).amin(1))
+    high = torch.where(bad, inf, torch.where(ok, xy, -inf).amax(1))
+    half = torch.tensor([[W / 2], [H / 2]], dtype=x.dtype, device=x.device)
+    size = half * 2
     slack = 1e-3  # px; the row runs decide exactly, the box only has to be conservative
-    c0 = torch.ceil(((xmin + 1) * (W / 2) - 0.5 - slack).clamp(-1, W)).clamp(0, W)
-    c1 = torch.floor(((xmax + 1) * (W / 2) - 0.5 + slack).clamp(-1, W)).clamp(-1, W - 1)
-    r0 = torch.ceil(((ymin + 1) * (H / 2) - 0.5 - slack).clamp(-1, H)).clamp(0, H)
-    r1 = torch.floor(((ymax + 1) * (H / 2) - 0.5 + slack).clamp(-1, H)).clamp(-1, H - 1)
+    first_px = torch.minimum(((low + 1) * half - (0.5 + slack)).clamp_(min=-1), size).ceil_().clamp_(min=0)
+    last_px = torch.minimum(((high + 1) * half - (0.5 - slack)).clamp_(min=-1), size - 1).floor_()
+    (c0, r0), (c1, r1) = first_px, last_px
     live &= (c1 >= c0) & (r1 >= r0)
     keep = live.nonzero().squeeze(1)
 

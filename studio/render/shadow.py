@@ -90,11 +90,6 @@ class LightFrame:
         z = lp[..., 2:] / (self.radius * _DEPTH_MARGIN)
         return torch.cat([lp[..., :2], z, torch.ones_like(z)], -1)
 
-    @property
-    def texel_scale(self) -> float:
-        """Scene units per unit of map NDC."""
-        return self.radius
-
 
 def light_frame(direction: torch.Tensor, center: torch.Tensor, radius: float) -> LightFrame:
     """The frame of a light shining from ``direction`` [3] (towards the light, any length) onto a
@@ -220,7 +215,7 @@ def visibility(smap: ShadowMap, points: torch.Tensor, normals: torch.Tensor, mod
     frame = smap.frame
     dt, dev = points.dtype, points.device
     bias = torch.as_tensor(bias, dtype=dt, device=dev).reshape(()).clamp(min=1e-5)
-    texel = 2.0 * frame.texel_scale / smap.size  # scene units per texel
+    texel = 2.0 * frame.radius / smap.size  # scene units per texel
     lp = frame.to_light(points)
     xy, z = lp[:, :2], lp[:, 2:]
     if mode == "off":
@@ -235,7 +230,7 @@ def visibility(smap: ShadowMap, points: torch.Tensor, normals: torch.Tensor, mod
             hit = (tex[:, 1] > 0.5) & (z[:, 0] - bias - slope * 1.5 * texel > tex[:, 0])
             return (~hit).to(dt)
     tan_t = torch.tan(torch.deg2rad(torch.as_tensor(penumbra_deg, dtype=dt, device=dev).reshape(()).clamp(min=0.0)))
-    to_ndc = 1.0 / frame.texel_scale
+    to_ndc = 1.0 / frame.radius  # map NDC per scene unit
 
     search = ((z + frame.radius * _DEPTH_MARGIN) * tan_t).clamp(min=texel)  # [N,1] scene units
     taps = _vogel_disk(SEARCH_TAPS, dt, dev)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
+from ..paths import user_path
 from ..scene.params import GROUPS
 from .cluster import MAX_RETRIES, ScaleError, ray_session, task_error
 
@@ -306,9 +307,9 @@ def run_sweep(scene: str, grid: Mapping[str, Sequence[str]], *, out: str | Path,
     runs = make_grid(scene, grid, seeds, steps)
     if cpus_per_task < 1 or gpus_per_task < 0:
         raise SweepError(f"tasks need at least one CPU and 0 or more GPUs, got {cpus_per_task} and {gpus_per_task:g}.")
-    root = Path(out).expanduser()
+    root = user_path(out)
     if root.exists() and not root.is_dir():
-        raise SweepError(f"--out {out} is a file; give a folder for the sweep (it is created if missing).")
+        raise SweepError(f"--out {root} is a file; give a folder for the sweep (it is created if missing).")
     (root / "runs").mkdir(parents=True, exist_ok=True)
     outputs = (_ray_runs(runs, address, cpus_per_task, gpus_per_task, max_retries) if ray
                else _local_runs(runs, threads))

@@ -3,7 +3,8 @@
 Scene files name assets as strings:
 
 - meshes: ``"procedural:NAME[:ARG]"`` (cube, icosphere:N, uv_sphere, torus, peanut:N,
-  lobed_sphere:N, critter:N, textured_critter:ROWS, ground:N) or a mesh file path relative to the scene file;
+  lobed_sphere:N, critter:N, textured_critter:ROWS, ground:N, displaced_icosphere:N,
+  scanned_blob:VERTICES) or a mesh file path relative to the scene file;
 - textures: ``"NAME[:SIZE]"`` (checkerboard, uv_grid, planet) or an image path;
 - environment light: ``"sky[:SIZE]"`` or ``"studio[:SIZE]"`` (cube maps) or ``"sky_sh"`` (the sky's 9
   SH coefficients).
@@ -34,6 +35,8 @@ _MESHES: dict[str, Callable[..., Mesh]] = {
     "lobed_sphere": lambda n="4": procedural.lobed_sphere(int(n)),
     "critter": lambda n="4": procedural.critter(int(n)),
     "textured_critter": lambda rows="48": procedural.textured_critter(int(rows), 2 * int(rows)),
+    "displaced_icosphere": lambda n="5": procedural.displaced_icosphere(int(n)),
+    "scanned_blob": lambda n="8000": procedural.scanned_blob(int(n)),
 }
 
 

@@ -292,7 +292,7 @@ def _scan_directions(count: int, rng: np.random.Generator, anisotropy: float, ax
     return d @ rot.T
 
 
-def scanned_blob(vertices: int = 8000, radius: float = 1.0, noise: float = 0.004, anisotropy: float = 4.0,
+def scanned_blob(vertices: int = 8000, radius: float = 1.0, noise: float = 0.004, anisotropy: float = 8.0,
                  seed: int = 0) -> Mesh:
     """A "scanned-like" closed mesh: about 2 * ``vertices`` faces (8000 gives ~16k) of very uneven
     shape and size, as a triangulated range scan has.

@@ -24,14 +24,17 @@ from .spec import SceneError
 class RenderOptions(dict):
     """A dict of render options that keeps ``visibility``, ``antialias`` and ``soft_sigma`` in step.
 
+    Args:
+        default_visibility: the scene's mode, before ``options`` (applied in order) change it.
+
     Raises:
         SceneError: ``visibility`` set to an unknown mode, or ``soft_sigma`` not a number.
     """
 
-    def __init__(self, visibility: str = "antialias", **options: Any):
+    def __init__(self, default_visibility: str = "antialias", /, **options: Any):
         super().__init__()
         self._before_soft = "antialias"
-        self["visibility"] = visibility
+        self["visibility"] = default_visibility
         self.update(options)
 
     def __setitem__(self, key: str, value: Any) -> None:

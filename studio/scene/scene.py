@@ -26,8 +26,9 @@ from .surface_distance import surface_chamfer
 
 # Rounds of neighbour averaging that turn per-vertex noise into dents a few rings wide.
 _DENT_SMOOTHING = 12
-#: The scene file's [shadows] section and its defaults (mode off: no shadow pass at all).
-SHADOW_KEYS = {"mode": "off", "resolution": 512, "bias": 0.01}
+#: The scene file's [shadows] section and its defaults (soft shadows when the section is there;
+#: without it, mode "off": no shadow pass at all).
+SHADOW_KEYS = {"mode": "soft", "resolution": 512, "bias": 0.01}
 
 
 @dataclass
@@ -40,6 +41,7 @@ class _Object:
     albedo_kind: str  # "constant" | "vertex" | "texture"
     vertex_offset: int = 0
     face_offset: int = 0
+    textured_maps: tuple[str, ...] = ()  # PBR maps read from a texture ("roughness", "metallic")
 
 
 class Scene(SceneBase):
@@ -69,7 +71,7 @@ class Scene(SceneBase):
         if unknown:
             raise SceneError(f"{spec.source}: unknown key {sorted(unknown)[0]!r} in [shadows]; known keys are "
                              f"{', '.join(sorted(SHADOW_KEYS))}.")
-        settings = {**SHADOW_KEYS, **given}
+        settings = {**SHADOW_KEYS, "mode": "soft" if "shadows" in spec.extra else "off", **given}
         if settings["mode"] not in SHADOW_MODES:
             raise SceneError(f"{spec.source}: [shadows] mode must be one of {', '.join(SHADOW_MODES)}, "
                              f"got {settings['mode']!r}.")
@@ -125,12 +127,31 @@ class Scene(SceneBase):
             self._add(name=f"{o.name}.shininess", group="material", value=torch.tensor([float(o.shininess)], device=dev),
                       lower=1.0, upper=256.0, metric="relative", lr=1.0, description=f"Blinn-Phong exponent of {o.name}")
             if self.spec.shading == "pbr":
-                self._add(name=f"{o.name}.roughness", group="material", value=torch.tensor([float(o.roughness)], device=dev),
-                          lower=0.02, upper=1.0, lr=0.01,
-                          description=f"GGX perceptual roughness of {o.name} (0 mirror, 1 matte)")
-                self._add(name=f"{o.name}.metallic", group="material", value=torch.tensor([float(o.metallic)], device=dev),
-                          lower=0.0, upper=1.0, lr=0.01,
-                          description=f"metallic of {o.name} (0 dielectric with 4% reflectance, 1 metal tinted by its colour)")
+                self._add_pbr_maps(obj, o, mesh)
+
+    def _add_pbr_maps(self, obj: _Object, o, mesh: Mesh) -> None:
+        """``NAME.roughness`` and ``NAME.metallic``: a number in [0, 1] each, or a texture
+        ("texture:NAME[:SIZE]", its first channel, read through the mesh's UVs)."""
+        about = {"roughness": "GGX perceptual roughness (0 mirror, 1 matte)",
+                 "metallic": "metallic (0 dielectric with 4% reflectance, 1 metal tinted by its colour)"}
+        textured = []
+        for key in ("roughness", "metallic"):
+            ref = getattr(o, key)
+            if isinstance(ref, str) and ref.startswith("texture:"):
+                if mesh.uv is None:
+                    raise SceneError(f"{self.spec.source}: object {o.name!r} has a {key} texture but its mesh has no UVs.")
+                value = resolve_texture(ref[len("texture:"):], self.spec.base_dir)[..., :1].clamp(0.0, 1.0)
+                textured.append(key)
+            else:
+                try:
+                    value = torch.tensor([float(ref)])
+                except (TypeError, ValueError):
+                    raise SceneError(f"{self.spec.source}: object {o.name!r} {key} must be a number in [0, 1] or "
+                                     f"\"texture:NAME\", got {ref!r}.") from None
+            self._add(name=f"{o.name}.{key}", group="material", value=value.to(self.device),
+                      lower=0.02 if key == "roughness" else 0.0, upper=1.0, lr=0.01,
+                      description=f"{about[key]} of {o.name}")
+        obj.textured_maps = tuple(textured)
 
     def _build_lights(self) -> None:
         super()._build_lights()
@@ -342,22 +363,35 @@ class Scene(SceneBase):
 
     def material_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):
         albedo = gb.albedo if gb.albedo is not None else torch.zeros_like(gb.position)
+        albedo = self._textured(gb, values, "albedo", albedo, [o.albedo_kind == "texture" for o in self.objects])
         oid = gb.object_id.clamp(min=0)
-        for i, o in enumerate(self.objects):
-            if o.albedo_kind == "texture" and gb.uv is not None:
-                tex = values[f"{o.name}.albedo"].unsqueeze(0).contiguous()
-                sampled = self.backend.texture(tex, gb.uv.contiguous(), gb.uv_da.contiguous(),
-                                               filter_mode=str(self.options.get("filter_mode", "linear-mipmap-linear")))
-                albedo = torch.where((gb.object_id == i).unsqueeze(-1), sampled, albedo)
         spec = torch.stack([values[f"{o.name}.specular"][0] for o in self.objects])[oid].unsqueeze(-1)
         shin = torch.stack([values[f"{o.name}.shininess"][0] for o in self.objects])[oid].unsqueeze(-1)
         return albedo, spec, shin
 
     def pbr_maps(self, gb: GBuffer, values: Mapping[str, torch.Tensor]):
         oid = gb.object_id.clamp(min=0)
-        rough = torch.stack([values[f"{o.name}.roughness"][0] for o in self.objects])[oid].unsqueeze(-1)
-        metal = torch.stack([values[f"{o.name}.metallic"][0] for o in self.objects])[oid].unsqueeze(-1)
-        return rough, metal
+        maps = []
+        for key in ("roughness", "metallic"):
+            # A textured object's entry here is a placeholder, replaced by its texture below.
+            per_object = torch.stack([values[f"{o.name}.{key}"].reshape(-1)[0] for o in self.objects])
+            maps.append(self._textured(gb, values, key, per_object[oid].unsqueeze(-1),
+                                       [key in o.textured_maps for o in self.objects]))
+        return tuple(maps)
+
+    def _textured(self, gb: GBuffer, values: Mapping[str, torch.Tensor], key: str, image: torch.Tensor,
+                  textured: list[bool]) -> torch.Tensor:
+        """``image`` [B,H,W,C] with the pixels of every object whose ``key`` is a texture replaced
+        by that texture, sampled at the G-buffer's UVs."""
+        if gb.uv is None:
+            return image
+        for i, o in enumerate(self.objects):
+            if textured[i]:
+                tex = values[f"{o.name}.{key}"].unsqueeze(0).contiguous()
+                sampled = self.backend.texture(tex, gb.uv.contiguous(), gb.uv_da.contiguous(),
+                                               filter_mode=str(self.options.get("filter_mode", "linear-mipmap-linear")))
+                image = torch.where((gb.object_id == i).unsqueeze(-1), sampled, image)
+        return image
 
     def _vertex_albedo(self, values: Mapping[str, torch.Tensor], target: bool) -> torch.Tensor:
         cols = []
@@ -373,7 +407,7 @@ class Scene(SceneBase):
         return torch.cat(cols)
 
     def _uvs(self, target: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
-        if not any(o.albedo_kind == "texture" for o in self.objects):
+        if not any(o.albedo_kind == "texture" or o.textured_maps for o in self.objects):
             return None, None
         if target and any(o.target is not None for o in self.objects):
             return None, None

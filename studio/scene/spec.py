@@ -47,8 +47,8 @@ class ObjectSpec:
     albedo: Any = field(default_factory=lambda: [0.7, 0.7, 0.7])
     specular: float = 0.0
     shininess: float = 32.0
-    roughness: float = 0.5  # shading = "pbr": GGX perceptual roughness in [0, 1]
-    metallic: float = 0.0  # shading = "pbr": 0 dielectric, 1 metal
+    roughness: Any = 0.5  # shading = "pbr": GGX perceptual roughness in [0, 1], or "texture:NAME[:SIZE]"
+    metallic: Any = 0.0  # shading = "pbr": 0 dielectric, 1 metal, or "texture:NAME[:SIZE]"
     normalize: bool = True
 
 

@@ -93,8 +93,12 @@ def test_record_video_writes_frames_of_the_run(app, tmp_path):
     import imageio_ffmpeg
 
     path = tmp_path / "run.mp4"
+    import dearpygui.dearpygui as dpg
+
     app.toggle_recording()
-    app.dialogs["video"].choose(path)
+    assert pump(app, lambda: app.dialogs["video"].visible, timeout=5), "Record video... opens a save dialog"
+    app.dialogs["video"].choose(path)  # what the dialog's OK button calls (and then it closes)
+    dpg.hide_item(app.dialogs["video"].item)
     assert app.recording is not None and "recording run.mp4" in app.messages[-1]
     app.ws.engine.start(until=12)
     assert wait_for(app, lambda s: s.step == 12 and not s.running, 60)

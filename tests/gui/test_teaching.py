@@ -63,30 +63,34 @@ def camera(session_app):
 
 def test_only_the_switches_of_the_scene_show(camera):
     sw = camera.teaching.switches
-    assert shown(sw.antialias_row) and shown(sw.soft_row)
+    assert shown(sw.visibility_row) and not shown(sw.soft_row), "sigma shows only for soft rasterization"
     assert not any(shown(r) for r in (sw.mip_row, sw.restarts_row, sw.sdf_row)), "camera has no texture, rotation, SDF"
-    sw.soft.edit(True)  # soft rasterization replaces antialiasing: its box hides, sigma shows
+    sw.visibility.edit("soft")
     pump(camera, frames=2)
-    assert not shown(sw.antialias_row) and shown(sw.replaced.item) and shown(sw.sigma.item)
+    assert shown(sw.soft_row) and shown(sw.sigma.item)
     assert wait_for(camera, lambda s: s.options.get("soft_sigma") == pytest.approx(sw.sigma.value), 30)
-    sw.soft.edit(False)
-    assert wait_for(camera, lambda s: not s.options.get("soft_sigma"), 30)
-    assert shown(sw.antialias_row)
+    sw.visibility.edit("edge")
+    assert wait_for(camera, lambda s: s.options.get("visibility") == "edge" and not s.options.get("soft_sigma"), 30)
+    pump(camera, frames=2)
+    assert not shown(sw.soft_row)
+    sw.visibility.edit("antialias")
+    assert wait_for(camera, lambda s: s.options.get("visibility") == "antialias", 30)
 
 
-def test_antialias_off_stalls_the_camera_and_on_lets_it_fall(camera):
-    checkbox = camera.teaching.switches.antialias
-    xdo = Xdo(camera)
-    xdo.click_item(checkbox.rect(), fx=0.05)  # the box, not its label
-    assert wait_for(camera, lambda s: s.options.get("antialias") is False, 30), "the click did not reach the engine"
+def test_visibility_none_stalls_the_camera_and_edge_lets_it_fall(camera):
+    combo = camera.teaching.switches.visibility
+    combo.edit("none")
+    assert wait_for(camera, lambda s: s.options.get("visibility") == "none", 30), "the edit did not reach the engine"
     h = run_steps(camera, 30).history["camera"]
     h = h[~np.isnan(h)]  # steps whose error was not measured (the engine throttles metrics) are NaN
-    assert len(h) > 1 and np.all(h == h[0]), f"without antialiasing the camera error must not change: {h[0]:.4g} -> {h[-1]:.4g}"
-    xdo.click_item(checkbox.rect(), fx=0.05)
-    assert wait_for(camera, lambda s: s.options.get("antialias") is True, 30)
+    assert len(h) > 1 and np.all(h == h[0]), f"without a visibility gradient the camera must not move: {h[0]:.4g} -> {h[-1]:.4g}"
+    combo.edit("edge")
+    assert wait_for(camera, lambda s: s.options.get("visibility") == "edge", 30)
     h = run_steps(camera, 30).history["camera"]
     h = h[~np.isnan(h)]
-    assert h[-1] < 0.9 * h[0], f"with antialiasing the camera error must fall: {h[0]:.4g} -> {h[-1]:.4g}"
+    assert h[-1] < 0.9 * h[0], f"with edge gradients the camera error must fall: {h[0]:.4g} -> {h[-1]:.4g}"
+    combo.edit("antialias")
+    assert wait_for(camera, lambda s: s.options.get("visibility") == "antialias", 30)
 
 
 def test_step_through_shows_four_stages_and_moves_the_parameters_at_the_fourth(camera):
@@ -129,7 +133,7 @@ def test_compare_runs_in_the_background_and_overlays_two_curves_per_group(camera
     xdo.click_item(camera.teaching.compare.rect())
     window = camera.compare_window
     assert pump(camera, lambda: window.visible, timeout=5)
-    assert window.switch.value == "antialias" and (window.first.value, window.second.value) == ("off", "on")
+    assert window.switch.value == "visibility" and (window.first.value, window.second.value) == ("none", "antialias")
     window.steps.value, window.resolution.value = 40, 32
     frames = camera.clock.frames
     xdo.click_item(window.run.rect())
@@ -187,3 +191,17 @@ def test_vertex_arrows_appear_over_the_deform_render(session_app):
     assert wait_for(app, lambda s: s.display_mode == SHADED, 30)
     pump(app, lambda: app.images.arrows.count == 0, timeout=5)
     assert app.images.arrows.count == 0, "the arrows go with their mode"
+
+
+def test_shadow_scenes_switch_between_hard_and_soft_shadows(session_app):
+    app = use_scene(session_app, "mesh-shadow")
+    sw = app.teaching.switches
+    assert shown(sw.shadows_row) and sw.shadows.value == "soft"
+    assert not any(shown(r) for r in (sw.mip_row, sw.restarts_row, sw.sdf_row))
+    soft = render_picture(app).astype(float)
+    sw.shadows.edit("hard")
+    assert wait_for(app, lambda s: s.options.get("shadows") == "hard", 30)
+    pump(app, frames=3)
+    assert np.abs(render_picture(app).astype(float) - soft).max() > 10  # the penumbra became a hard edge
+    sw.shadows.edit("soft")
+    assert wait_for(app, lambda s: s.options.get("shadows") == "soft", 30)

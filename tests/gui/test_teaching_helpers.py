@@ -19,9 +19,9 @@ from studio.workspace import build_scene  # noqa: E402
 
 
 @pytest.mark.parametrize("name, switches, lesson, words", [
-    ("camera", ("antialias", "soft"), "antialias", ("off", "on")),
-    ("texture", ("antialias", "soft", "mip"), "mip", ("off", "on")),
-    ("pose", ("antialias", "soft", "restarts"), "restarts", ("0", "64")),
+    ("camera", ("visibility", "soft"), "visibility", ("none", "antialias")),
+    ("texture", ("visibility", "soft", "mip"), "mip", ("off", "on")),
+    ("pose", ("visibility", "soft", "restarts"), "restarts", ("0", "64")),
     ("sdf", ("sdf_alpha",), "sdf_alpha", ("200", "anneal")),  # fixed at the scene's final sharpness vs annealed
 ])
 def test_each_scene_gets_the_switches_of_its_lesson(name, switches, lesson, words):
@@ -29,6 +29,11 @@ def test_each_scene_gets_the_switches_of_its_lesson(name, switches, lesson, word
     assert switches_for(scene) == switches
     assert lesson_switch(list(switches)) == lesson
     assert compare_words(lesson, scene, {"restarts": 0}) == words
+
+
+def test_visibility_compares_none_against_the_scenes_own_gradient():
+    assert compare_words("visibility", None, {"visibility": "edge"}) == ("none", "edge")
+    assert compare_words("visibility", None, {"visibility": "soft"}) == ("none", "antialias")
 
 
 def test_soft_compares_the_current_sigma_against_the_hard_silhouette():
@@ -63,6 +68,6 @@ def test_progress_is_written_by_a_job_and_read_by_the_window():
 def test_shadow_scenes_get_the_shadow_switch_and_compare_hard_against_soft():
     scene = build_scene(load_spec("mesh-shadow"), "torch", "cpu")
     switches = switches_for(scene)
-    assert switches == ("antialias", "soft", "shadows")
+    assert switches == ("visibility", "soft", "shadows")
     assert lesson_switch(list(switches)) == "shadows"
     assert compare_words("shadows", scene, dict(scene.options)) == ("hard", "soft")

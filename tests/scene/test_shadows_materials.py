@@ -109,3 +109,28 @@ def test_cli_shadow_switch_on_a_scene_without_shadows_exits_2(capsys, tmp_path):
 def test_compare_rejects_an_unknown_shadow_mode():
     with pytest.raises(CompareError, match="shadows cannot be set to 'blurry'"):
         compare_runs("mesh-shadow", "shadows", ("hard", "blurry"), steps=0)
+
+
+def test_a_shadow_section_means_soft_shadows_and_none_means_off():
+    assert _scene(section="[shadows]\nresolution = 64").options["shadows"] == "soft"
+    assert _scene(section="").options["shadows"] == "off"
+
+
+def test_roughness_and_metallic_can_be_textures():
+    text = (SMALL.format(shading="pbr", shadows="")
+            .replace('mesh = "procedural:icosphere:2"', 'mesh = "procedural:uv_sphere:16"')
+            .replace("roughness = 0.3", 'roughness = "texture:checkerboard:16"'))
+    scene = build_scene(parse_scene(text), "torch", "cpu")
+    tex = scene.params["ball.roughness"]
+    assert tex.value.shape == (16, 16, 1) and not tex.is_small
+    tex.value.requires_grad_(True)
+    out = scene.render()
+    rough, metal = scene.pbr_maps(out.gbuffer, scene.params.values())
+    ball = out.gbuffer.object_id == 1
+    assert rough[ball].unique().numel() > 2 and metal[ball].unique().tolist() == [1.0]
+    out.rgb.sum().backward()
+    assert tex.value.grad.abs().sum() > 0
+    with pytest.raises(SceneError, match="has a roughness texture but its mesh has no UVs"):
+        build_scene(parse_scene(text.replace("uv_sphere:16", "icosphere:2")), "torch", "cpu")
+    with pytest.raises(SceneError, match="metallic must be a number"):
+        build_scene(parse_scene(text.replace("metallic = 1.0", 'metallic = "shiny"')), "torch", "cpu")

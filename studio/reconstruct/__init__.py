@@ -1,0 +1,1 @@
+"""Reconstruction of a textured mesh and its lighting from a multi-view capture (``studio reconstruct``)."""
