@@ -60,7 +60,9 @@ def test_a_stuck_loss_gets_a_prompt_that_disables_it_and_restarts(app, tmp_path)
         old.set_losses([("l2", 1.0, {}), ("test_gui_stuck", 1.0, {})])
         old.config.watchdog_s = 3.0  # above a slow first step on a busy machine
         old.start()
-        assert pump(app, lambda: app.stall_prompt.visible, timeout=60), app.messages
+        # A busy machine may make a render slow enough to be reported first: wait for the loss.
+        assert pump(app, lambda: app.stall_prompt.visible and app.stall_prompt.stall.stage.loss == "test_gui_stuck",
+                    timeout=60), app.messages
         assert app.stall_prompt.text.value.startswith("loss 'test_gui_stuck' from ")
         assert app.stall_prompt.restart_button.label == "Disable 'test_gui_stuck' and restart from step 2"
         grab(app, tmp_path / "stall_prompt.png")
@@ -74,6 +76,8 @@ def test_a_stuck_loss_gets_a_prompt_that_disables_it_and_restarts(app, tmp_path)
         assert wait_for(app, lambda s: s.step == 5 and not s.running, 60), "the new engine does not step"
     finally:
         release.set()
+        if not app.ws.engine.alive:  # failed halfway: leave the shared window a working engine
+            app.restart_engine(None)
         app.ws.engine.config.watchdog_s = WATCHDOG_S
         app.ws.engine.set_losses([("l2", 1.0, {})])
         wait_for(app, lambda s: len(s.losses) == 1, 30)
