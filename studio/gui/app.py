@@ -18,20 +18,17 @@ import sys
 import time
 import traceback
 from collections import deque
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import dearpygui.dearpygui as dpg
 import torch
 
-from ..optim.engine import WATCHDOG_S, Engine, Snapshot
-from ..optim.watchdog import run_guarded
+from ..optim.engine import Engine, Snapshot
 from ..paths import user_path
-from ..render.modes import SHADED
 from ..scenarios import DEFAULT_SCENARIO, list_scenarios, scenario_path
-from ..reconstruct.run import build_capture_workspace, looks_like_capture
-from ..workspace import Options, build_engine, parse_resolution
+from ..reconstruct.run import looks_like_capture
+from ..workspace import Options, parse_resolution
 from . import exports, theme
 from .capture_panel import CapturePanel, export_reconstruction
 from .compare_window import CompareWindow
@@ -47,10 +44,11 @@ from .params_panel import ParamsPanel
 from .plots import Plots
 from .file_actions import RECORD, FileActions
 from .recording import Recording
+from .scene_loading import SceneLoading, Workspace
 from .startup import LoadingProgress, prewarm_imports
 from .status import ERROR, INFO, WARNING, LogPanel, StatusBar
 from .teaching_panel import TeachingActions, TeachingPanel
-from .toolbar import DEFAULT_DEVICE, Toolbar, ToolbarActions
+from .toolbar import Toolbar, ToolbarActions
 from .watchdog_prompt import StallPrompt
 
 log = logging.getLogger("studio.gui")
@@ -75,15 +73,6 @@ _PAD = 8
 _LEGEND_W = 74
 _IMAGE_EXTRA = 56  # caption + render-mode row under the pictures
 _PLOT_BAR = 28
-
-
-@dataclass
-class Workspace:
-    """What is loaded: the options it was built from, the scene and its engine."""
-
-    opts: Options
-    scene: Any
-    engine: Engine
 
 
 class FrameClock:
@@ -113,7 +102,7 @@ class FrameClock:
         return (len(recent) - 1) / max(recent[-1] - recent[0], 1e-6)
 
 
-class App(FileActions):
+class App(FileActions, SceneLoading):
     """The studio window over one :class:`Workspace` at a time.
 
     Args:
@@ -467,103 +456,6 @@ class App(FileActions):
         details = "" if isinstance(exc, user_errors()) else "".join(traceback.format_exception(exc))
         self.report(one_sentence(what, exc), ERROR, details)
 
-    # ------------------------------------------------------------------ loading scenes
-
-    def load(self, opts: Options, then: Callable[[], None] | None = None,
-             prepare: Callable[[Engine], None] | None = None, what: str | None = None) -> None:
-        """Build ``opts`` in the background; the current scene keeps running until it is ready.
-        ``prepare(engine)`` runs on the new engine before it replaces the current one (e.g. restoring
-        a session): when it fails, the current scene and run stay.  ``what`` names a file loaded into
-        the scene (a mesh, a target image) for the status bar."""
-        if self._loading:
-            self.report("a scene is still loading; try again in a moment.", INFO)
-            return
-        self._loading = True
-        scene_name = Path(opts.scene).stem
-        if what:
-            self.report(f"loading {what} into {scene_name}...", INFO)
-        else:
-            self.status.say(f"loading {scene_name}...", INFO)
-        self._sync_pickers(opts)  # the toolbar shows what is being loaded, not the old scene
-
-        def done(result: tuple) -> None:
-            self._loading = False
-            scene, engine, notes = result
-            self._attach(Workspace(opts, scene, engine), notes, what)
-            if then is not None:
-                then()
-
-        def failed(exc: BaseException) -> None:
-            self._loading = False
-            self.fail(f"loading {Path(opts.scene).stem}", exc)
-            if self.ws is None:
-                self.loading_text.value = "No scene is loaded: pick one in the toolbar."
-                if self.screenshot_path is not None:
-                    self.quit(2)
-            else:
-                self._sync_pickers(self.ws.opts)
-
-        self.loading = LoadingProgress()
-        make = build_capture_workspace if looks_like_capture(opts.scene) else build_engine
-
-        def build() -> tuple:
-            # Plugin files are imported here: one stuck in a loop is reported, not waited for.
-            result = run_guarded(lambda: make(opts, self.loading.report), WATCHDOG_S,
-                                 "importing plugins and building the scene")
-            if prepare is not None:
-                prepare(result[1])  # the worker is not started yet: this runs right here
-            return result
-
-        self.jobs.run(build, done, failed)
-
-    def _attach(self, ws: Workspace, notes: list[str], what: str | None = None) -> None:
-        old = self.ws
-        if old is not None:
-            self.jobs.run(old.engine.stop, lambda _: None, lambda exc: self.fail("stopping the old run", exc))
-            for panel in (self.params_panel, self.loss_panel):
-                if panel is not None:
-                    panel.destroy()
-        self.stop_recording()  # a video shows one run
-        self.ws, self.opts, self._snap, self._engine_message = ws, ws.opts, None, None
-        self._seen_running = False
-        self.loading_text.value = ""
-        self.params_panel = ParamsPanel(self.params_tab, ws.scene.params, ws.engine)
-        self.loss_panel = LossPanel(self.loss_tab, ws.engine, self.report)
-        self.images.attach(tuple(ws.scene.resolution), ws.scene.num_views, ws.scene.params)
-        self._relayout()  # the pictures' whole-number scale depends on the resolution
-        self.plots.clear()
-        self.recorder.clear()
-        self.log_panel.forget_events()
-        self.teaching.attach(ws.scene, ws.engine)
-        self.capture_panel.attach(ws.scene)
-        if getattr(ws.scene, "capture", None) is not None:
-            dpg.set_value(self.side_tabs, self.capture_tab)
-        spec = ws.scene.spec
-        self._sync_pickers(ws.opts)
-        self.report(f"loaded {what + ' into ' if what else ''}{spec.name} ({ws.scene.backend.name} on "
-                    f"{ws.scene.backend.device}).", INFO)
-        for note in notes:
-            self.report(str(note), WARNING, getattr(note, "details", ""))
-        ws.engine.start_thread()
-        if self.images.mode.value != SHADED:
-            ws.engine.set_display_mode(self.images.mode.value)
-        if self.screenshot_path is not None and self.after_steps > 0:
-            ws.engine.start(until=self.after_steps)
-        elif self.autorun:
-            self._start(ws.engine)
-        self.toolbar.update(self.autorun, True)
-
-    def _sync_pickers(self, opts: Options) -> None:
-        name = Path(opts.scene).stem if opts.scene.endswith(".toml") else opts.scene
-        if name not in self.toolbar.scenario.items:
-            self.toolbar.scenario.items = self.toolbar.scenario.items + [name]
-        self.toolbar.scenario.value = name
-        self.toolbar.backend.value = opts.backend
-        self.toolbar.device.value = opts.device or DEFAULT_DEVICE
-
-    def _reload_with(self, what: str | None = None, **changes: Any) -> None:
-        self.load(replace(self.ws.opts if self.ws is not None else self.opts, **changes), what=what)
-
     # ------------------------------------------------------------------ actions (GUI thread)
 
     def _engine_do(self, fn: Callable[[Engine], None]) -> None:
@@ -631,21 +523,6 @@ class App(FileActions):
     def choose_view(self, view: int) -> None:
         self._engine_do(lambda e: e.set_view(view))
 
-    def choose_scenario(self, name: str) -> None:
-        if self.ws is not None and name != self.ws.opts.scene:
-            self._reload_with(scene=name, mesh=None, target=None, mask=None)
-
-    def choose_backend(self, backend: str) -> None:
-        self._reload_with(backend=backend)
-
-    def choose_device(self, device: str) -> None:
-        self._reload_with(device=None if device == DEFAULT_DEVICE else device)
-
-    def open_capture(self, path: Path) -> None:
-        """Reconstruct the capture in this folder (NeRF transforms*.json or a COLMAP model)."""
-        self.report(f"opening the capture {path.name}...", INFO)
-        self._reload_with(scene=str(path), mesh=None, target=None, mask=None)
-
     def export_reconstruction(self, folder: Path) -> None:
         """The files of ``studio reconstruct`` (mesh.glb, mesh.obj, summary.json, test/, curves.csv,
         turntable) for the reconstruction as it is now, written on the engine's thread."""
@@ -668,16 +545,6 @@ class App(FileActions):
             last = engine.events()[-1].split("\n")[0] if engine.events() else "no message"
             self.report(f"the optimiser has stopped ({last.rstrip('.')}); reload the scene or load a saved session.",
                         ERROR)
-
-    def restart_engine(self, disable: str | None) -> None:
-        """Abandon the stuck worker and go on from the last good state in a new engine, with the
-        loss ``disable`` switched off."""
-        if self.ws is None:
-            return
-        engine = self.ws.engine.restarted([disable] if disable else [])
-        self._attach(Workspace(self.ws.opts, self.ws.scene, engine), [])
-        self.report(f"restarted from the last good state (step {engine.step_count})"
-                    + (f" with loss {disable!r} disabled." if disable else "."), INFO)
 
     # ------------------------------------------------------------------ screenshot mode
 

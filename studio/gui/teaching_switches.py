@@ -26,7 +26,7 @@ from ..optim.engine import Snapshot
 from ..render.raster_pass import VISIBILITY_MODES
 from ..render.shadow import SHADOW_MODES
 from ..render.soft_raster import DEFAULT_SIGMA
-from .controls import Checkbox, Combo, Control, FloatSlider, IntSlider, Text
+from .controls import Checkbox, Combo, Control, FloatSlider, IntSlider
 
 MIPMAPPED, PLAIN = "linear-mipmap-linear", "linear"
 SIGMA_RANGE = (0.1, 8.0)  # px²: from barely soft to a blur of several pixels
