@@ -12,6 +12,8 @@ For each resolution, interleaved round by round (so outside load hits every row 
   the image is identical);
 - the step's parts: per-triangle setup and the visibility search (run on their own), the rest
   of rasterize (differentiable barycentrics), interpolate, shading + antialias + loss, backward;
+- with ``--compiled``, ``torch compiled`` and ``culled+compiled``: the same with
+  ``compiled=True`` (:mod:`studio.render.compiled`; the first step's compile time is printed);
 - ``llvmpipe``: Mesa's software OpenGL rasterizer drawing the same mesh with the same Lambert
   shading into an RGBA8 + depth framebuffer and reading it back (moderngl, EGL; the ``bench``
   extra: ``pip install -e '.[bench]'``), with as many threads (``LP_NUM_THREADS``) as the step;
@@ -20,6 +22,7 @@ For each resolution, interleaved round by round (so outside load hits every row 
 
     python bench/raster.py                   # CPU with 2 threads, plus CUDA/nvdiffrast if present
     python bench/raster.py --threads 1 --res 256 --runs 21
+    python bench/raster.py --compiled        # add the torch.compile rows
 """
 
 from __future__ import annotations
@@ -162,6 +165,8 @@ def main() -> None:
     ap.add_argument("--res", type=int, nargs="+", default=[256, 512, 1024])
     ap.add_argument("--runs", type=int, default=11, help="timed rounds per resolution (median reported)")
     ap.add_argument("--threads", type=int, default=2, help="CPU threads for the torch backend and llvmpipe")
+    ap.add_argument("--compiled", action="store_true",
+                    help="add a row for TorchBackend(compiled=True) (torch.compile; its compile time is printed)")
     ap.add_argument("--no-tune-alloc", action="store_true",
                     help="leave glibc's allocator as it is (the studio's entry points tune it)")
     args = ap.parse_args()
@@ -169,6 +174,9 @@ def main() -> None:
     tuned = False if args.no_tune_alloc else tune_cpu_allocator()
 
     backends = [("torch", TorchBackend("cpu")), ("torch culled", TorchBackend("cpu", cull_back_faces=True))]
+    if args.compiled:
+        backends += [("torch compiled", TorchBackend("cpu", compiled=True)),
+                     ("culled+compiled", TorchBackend("cpu", cull_back_faces=True, compiled=True))]
     if torch.cuda.is_available():
         backends.append(("torch", TorchBackend("cuda")))
         try:
@@ -187,10 +195,17 @@ def main() -> None:
           f"{args.threads} CPU threads, allocator tuned: {tuned}, torch {torch.__version__}"
           + (f", baseline {gl.renderer}" if gl else ""))
     parts = ("setup", "search", "rasterize", "interpolate", "antialias", "backward")
-    header = (f"{'backend':<13} {'dev':<4} {'res':>5} {'step ms':>8} {'x llvmpipe':>10} "
+    header = (f"{'backend':<15} {'dev':<4} {'res':>5} {'step ms':>8} {'x llvmpipe':>10} "
               + " ".join(f"{p[:8]:>8}" for p in parts) + f" {'MiB alloc':>9} {'MiB peak':>8}")
     print(header)
     print("-" * len(header))
+    compiled = [(name, be) for name, be in backends if getattr(be, "compiled", False)]
+    if compiled:  # the backends share the compiled kernels: the first one pays for compilation
+        name, be = compiled[0]
+        t0 = time.perf_counter()
+        step(be, cpu_w, args.res[0], torch.full((1, args.res[0], args.res[0], 3), 0.5))
+        print(f"{name}: first step {time.perf_counter() - t0:.1f} s (compilation; less when Inductor's "
+              f"disk cache already holds the kernels)")
     for res in args.res:
         ws = {be.device: workload(be.device) for _, be in backends}
         targets = {dev: torch.full((1, res, res, 3), 0.5, device=dev) for dev in ws}
@@ -215,9 +230,9 @@ def main() -> None:
             alloc, peak = step_memory(be, ws[be.device], res, targets[be.device]) if be.device.type == "cpu" else (0, 0)
             ratio = f"{med['step'] / base:>9.2f}x" if base else f"{'-':>10}"
             cells = " ".join(f"{med[p]:>8.1f}" if p in med else f"{'-':>8}" for p in parts)
-            print(f"{name:<13} {be.device.type:<4} {res:>5} {med['step']:>8.1f} {ratio} {cells} {alloc:>9.0f} {peak:>8.0f}")
+            print(f"{name:<15} {be.device.type:<4} {res:>5} {med['step']:>8.1f} {ratio} {cells} {alloc:>9.0f} {peak:>8.0f}")
         if base:
-            print(f"{'llvmpipe':<13} {'cpu':<4} {res:>5} {base:>8.1f} {1:>9.2f}x  (draw + readback, RGBA8 + depth)")
+            print(f"{'llvmpipe':<15} {'cpu':<4} {res:>5} {base:>8.1f} {1:>9.2f}x  (draw + readback, RGBA8 + depth)")
     print("ms are medians; setup and search are timed on their own (search includes setup); rasterize, "
           "interpolate, antialias (with shading and loss) and backward add up to the step. "
           "MiB alloc: all tensor allocations of one step; MiB peak: live tensors above the inputs "

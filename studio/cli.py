@@ -527,6 +527,7 @@ def _write_outputs(out_dir: Path, engine, scene, snap, seconds: float, initial_g
         "steps": steps,
         "backend": scene.backend.name,
         "device": str(scene.backend.device),
+        "compiled": bool(getattr(scene.backend, "compiled", False)),
         "seconds": round(seconds, 3),
         "it_per_s": round(steps / seconds, 2) if seconds > 0 else 0.0,
         "cpu_threads": snap.threads if snap is not None else None,

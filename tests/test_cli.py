@@ -47,14 +47,15 @@ def test_scenes_lists_every_builtin_scenario(capsys):
     assert all(len(line.split(maxsplit=1)) == 2 for line in out.strip().splitlines()), "one line with a description each"
 
 
-def test_optimize_writes_summary_curves_params_images_video_and_mesh(capsys, tmp_path):
+def test_optimize_writes_summary_curves_params_images_video_and_mesh(capsys, tmp_path, monkeypatch):
+    monkeypatch.delenv("STUDIO_COMPILE", raising=False)
     out_dir = tmp_path / "run"
     code, out, err = run_cli(capsys, "optimize", "cube", "--steps", "12", "--res", "48", "--backend", "torch",
                              "--device", "cpu", "--out", str(out_dir))
     assert code == 0, err
     summary = json.loads((out_dir / "summary.json").read_text())
     assert summary["scene"] == "cube" and summary["steps"] == 12
-    assert summary["backend"] == "torch" and summary["device"] == "cpu"
+    assert summary["backend"] == "torch" and summary["device"] == "cpu" and summary["compiled"] is False
     assert summary["seconds"] > 0 and summary["it_per_s"] > 0
     assert set(summary["loss"]) == {"initial", "final"} and summary["loss"]["final"] < summary["loss"]["initial"]
     assert set(summary["groups"]) == {"geometry", "material"}

@@ -15,7 +15,7 @@ import imageio.v3 as iio
 import numpy as np
 
 from .. import outputs
-from ..outputs import MAX_FRAMES, FrameRecorder  # noqa: F401 - the Export menu's recorder
+from ..outputs import FrameRecorder  # noqa: F401 - the Export menu's recorder
 from ..images import to_uint8
 from ..optim.engine import Snapshot
 from ..paths import user_path

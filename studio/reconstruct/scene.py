@@ -16,7 +16,6 @@ mesh scene (:class:`studio.scene.base.SceneBase`), so the Engine, the GUI, the c
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -30,7 +29,6 @@ from ..render.raster_pass import raster_gbuffer
 from ..scene.base import RenderOutput, SceneBase
 from ..scene.camera import to_clip
 from ..scene.mesh import Mesh, vertex_normals
-from ..scene.params import Parameter
 from ..scene.spec import LightSpec, SceneSpec
 from .hull import visual_hull
 from .large_steps import SmoothSolver, UniformAdam

@@ -13,6 +13,7 @@ Every backend follows nvdiffrast's conventions so that code written for one runs
 from __future__ import annotations
 
 import logging
+import os
 from typing import Protocol, runtime_checkable
 
 import torch
@@ -184,7 +185,8 @@ class Backend(Protocol):
         ...
 
 
-def get_backend(name: str = "auto", device: torch.device | str | None = None) -> Backend:
+def get_backend(name: str = "auto", device: torch.device | str | None = None,
+                compiled: bool | None = None) -> Backend:
     """Return a rendering backend.
 
     Args:
@@ -192,6 +194,10 @@ def get_backend(name: str = "auto", device: torch.device | str | None = None) ->
             "torch" or "nvdiffrast".
         device: torch device for the torch backend; default CUDA when available, else CPU.
             nvdiffrast always runs on CUDA.
+        compiled: the torch backend's ``compiled`` option (``torch.compile`` of its
+            interpolation pass, see :mod:`studio.render.compiled`); None reads the ``STUDIO_COMPILE``
+            environment variable (set and not "0": on), so the CLI and the app can be switched
+            without a flag.
 
     Raises:
         BackendUnavailableError: nvdiffrast asked for but not importable or no CUDA device, or
@@ -240,9 +246,12 @@ def get_backend(name: str = "auto", device: torch.device | str | None = None) ->
 
     from .torch_raster import TorchBackend
 
-    backend = TorchBackend(device)
+    if compiled is None:
+        compiled = os.environ.get("STUDIO_COMPILE", "") not in ("", "0")
+    backend = TorchBackend(device, compiled=compiled)
+    how = ", compiled" if compiled else ""
     if name == "auto" and backend.device.type != "cuda":
-        log.info("render backend: torch on %s (no CUDA GPU for nvdiffrast)", backend.device)
+        log.info("render backend: torch on %s%s (no CUDA GPU for nvdiffrast)", backend.device, how)
     else:
-        log.info("render backend: torch on %s", backend.device)
+        log.info("render backend: torch on %s%s", backend.device, how)
     return backend

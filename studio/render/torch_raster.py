@@ -22,6 +22,7 @@ import torch
 from .backend import RenderInputError
 from .barycentrics import barycentric_derivatives, plane_ratios, triangle_planes
 from .checks import FLOAT32_64, check_finite, check_pos_tri, check_rast, check_resolution, check_tensor
+from .compiled import Kernel, interpolate_rows
 from .edge_grad import DEFAULT_DEPTH_TOLERANCE, checked_edge_grad
 from .raster_search import DrawList, is_closed, search
 from .topology import Topology, build_topology
@@ -54,22 +55,31 @@ class TorchBackend:
             triangles) and no vertex lies behind the near plane.  It assumes the camera is outside
             the mesh and faces wind counter-clockwise seen from outside (trimesh's and OpenGL's
             convention).  Off by default: nvdiffrast never culls.
+        compiled: run the per-pixel interpolation pass through ``torch.compile`` (see
+            :mod:`studio.render.compiled`: faster at high resolutions, seconds of compilation at
+            the first call, eager fallback when compilation fails).  Off by default.
     """
 
     name = "torch"
 
     def __init__(self, device: torch.device | str | None = None, chunk_fragments: int = DEFAULT_CHUNK_FRAGMENTS,
-                 cull_back_faces: bool = False):
+                 cull_back_faces: bool = False, compiled: bool = False):
         self.device = _resolve_device(device)
         if not 1 <= int(chunk_fragments) <= _MAX_CHUNK_FRAGMENTS:
             raise ValueError(f"chunk_fragments must be between 1 and {_MAX_CHUNK_FRAGMENTS}, got {chunk_fragments}.")
         self.chunk_fragments = int(chunk_fragments)
         self.cull_back_faces = bool(cull_back_faces)
+        self._interpolate_rows = Kernel(interpolate_rows, bool(compiled))
         self._topology: Topology | None = None
         self._closed_cache: tuple[Topology, bool] | None = None
 
+    @property
+    def compiled(self) -> bool:
+        """True while the interpolation pass runs compiled (False when off or after a failed compile)."""
+        return self._interpolate_rows.compiled
+
     def __repr__(self) -> str:
-        return f"TorchBackend(device={self.device})"
+        return f"TorchBackend(device={self.device}{', compiled' if self.compiled else ''})"
 
     # ------------------------------------------------------------------ rasterize
 
@@ -144,11 +154,8 @@ class TorchBackend:
         if attr.shape[0] > 1:
             verts = verts + (pix // (H * W) * V).unsqueeze(1)
         attr_flat = attr.reshape(-1, C)
-        a0, a1, a2 = (attr_flat.index_select(0, verts[:, k]) for k in range(3))
-        u, v, _, _ = rast.reshape(-1, 4).index_select(0, pix).unbind(1)
-        u, v = u.unsqueeze(1), v.unsqueeze(1)
-        d0, d1 = a0 - a2, a1 - a2
-        out = _scatter_rows(a2 + u * d0 + v * d1, pix, B * H * W).view(B, H, W, C)
+        uv = rast.reshape(-1, 4)[:, :2].index_select(0, pix)
+        out = self._interpolate_rows(attr_flat, verts, uv, pix, B * H * W).view(B, H, W, C)
         if diff_attrs is None:
             return out, torch.zeros(B, H, W, 0, dtype=out.dtype, device=out.device)
         if rast_db is None:
@@ -162,6 +169,8 @@ class TorchBackend:
             chans = [int(c) for c in diff_attrs]
             if any(c < 0 or c >= C for c in chans):
                 raise RenderInputError(f"diff_attrs must list channel indices in 0..{C - 1}, got {diff_attrs!r}.")
+        a0, a1, a2 = (attr_flat.index_select(0, verts[:, k]) for k in range(3))
+        d0, d1 = a0 - a2, a1 - a2
         dudx, dudy, dvdx, dvdy = (t.unsqueeze(1) for t in rast_db.reshape(-1, 4).index_select(0, pix).unbind(1))
         if chans != list(range(C)):
             sel = torch.tensor(chans, device=attr.device)

@@ -140,7 +140,7 @@ def test_a_plugin_raising_a_base_exception_is_disabled_and_the_run_goes_on(raise
         REGISTRY.unregister("test_quitter")
     assert snap is not None and snap.finished and snap.step == 8, snap.message if snap else "no snapshot"
     word = type(raised).__name__
-    assert any(f"'test_quitter' (test_engine_faults.py:" in ev and f"raised {word}" in ev
+    assert any("'test_quitter' (test_engine_faults.py:" in ev and f"raised {word}" in ev
                and "was disabled; the run continues with l2." in ev for ev in snap.events), snap.events
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+
 import numpy as np
 import pytest
 import torch
@@ -16,6 +18,17 @@ from .helpers import clip_mesh, mvp_matrix, pixel_rays
 @pytest.fixture
 def be() -> TorchBackend:
     return TorchBackend("cpu")
+
+
+@pytest.fixture(params=["eager", "compiled"])
+def be_both(request) -> TorchBackend:
+    """The eager backend and the one whose per-pixel passes run through torch.compile."""
+    if request.param == "compiled" and shutil.which("c++") is None and shutil.which("g++") is None:
+        pytest.skip("torch.compile's CPU backend needs a C++ compiler (none on PATH)")
+    backend = TorchBackend("cpu", compiled=request.param == "compiled")
+    yield backend
+    # A compiled backend that fell back to eager would pass every test without testing anything.
+    assert backend.compiled == (request.param == "compiled")
 
 
 def tri_pos(*verts, dtype=torch.float32) -> torch.Tensor:
@@ -225,16 +238,16 @@ def test_gradcheck_barycentrics_and_depth_wrt_pos(be):
     assert torch.autograd.gradcheck(fn, (pos,), eps=1e-6, atol=1e-5)
 
 
-def test_gradcheck_interpolate_attr_rast_and_derivatives(be):
+def test_gradcheck_interpolate_attr_rast_and_derivatives(be_both):
     pos = torch.tensor([[[-0.8, -0.7, 0.0, 1.0], [0.9, -0.4, 0.0, 1.2], [-0.1, 0.8, 0.0, 0.8]]], dtype=torch.float64)
-    rast, db = be.rasterize(pos, ONE_TRI, (5, 5))
+    rast, db = be_both.rasterize(pos, ONE_TRI, (5, 5))
     attr = torch.randn(1, 3, 2, dtype=torch.float64, requires_grad=True)
     uvz = rast[..., :3].detach().clone().requires_grad_(True)
     tri_id = rast[..., 3:].detach()  # an integer label: not differentiable
     d = db.detach().clone().requires_grad_(True)
 
     def fn(a, rr, dd):
-        out, da = be.interpolate(a, torch.cat([rr, tri_id], -1), ONE_TRI, rast_db=dd, diff_attrs="all")
+        out, da = be_both.interpolate(a, torch.cat([rr, tri_id], -1), ONE_TRI, rast_db=dd, diff_attrs="all")
         return out, da
 
     assert torch.autograd.gradcheck(fn, (attr, uvz, d), eps=1e-6, atol=1e-6)
@@ -251,12 +264,12 @@ def test_rast_db_matches_finite_differences_of_barycentrics(be):
     assert torch.allclose(db[0, 1:-1, 1:-1, 3][inner], dv_dy[inner], atol=2e-4)
 
 
-def test_interpolate_is_perspective_correct_with_screen_derivatives(be):
+def test_interpolate_is_perspective_correct_with_screen_derivatives(be_both):
     # Interpolating clip (x, w) and dividing must give each pixel centre's NDC x; its screen
     # derivative by the quotient rule must be 2/W per pixel.
     pos = torch.tensor([[[-0.9, -0.9, 0.0, 1.0], [1.8, -0.6, 0.0, 2.0], [0.0, 2.1, 0.0, 3.0]]])
-    rast, db = be.rasterize(pos, ONE_TRI, (32, 32))
-    out, da = be.interpolate(pos[..., [0, 3]], rast, ONE_TRI, rast_db=db, diff_attrs="all")
+    rast, db = be_both.rasterize(pos, ONE_TRI, (32, 32))
+    out, da = be_both.interpolate(pos[..., [0, 3]], rast, ONE_TRI, rast_db=db, diff_attrs="all")
     mask = rast[0, ..., 3] > 0
     x, w = out[0, ..., 0][mask], out[0, ..., 1][mask]
     cols = ((2 * torch.arange(32) + 1) / 32 - 1).expand(32, 32)[mask]
@@ -266,13 +279,13 @@ def test_interpolate_is_perspective_correct_with_screen_derivatives(be):
     assert not out[0][~mask].any()
 
 
-def test_interpolate_batched_and_broadcast_attributes(be):
+def test_interpolate_batched_and_broadcast_attributes(be_both):
     mesh = trimesh.creation.icosphere(subdivisions=1)
     pos, tri = clip_mesh(mesh, mvp_matrix())
-    rast, _ = be.rasterize(pos.expand(2, -1, -1).contiguous(), tri, (16, 16))
+    rast, _ = be_both.rasterize(pos.expand(2, -1, -1).contiguous(), tri, (16, 16))
     attr = torch.rand(pos.shape[1], 3)
-    shared, _ = be.interpolate(attr, rast, tri)
-    per_image, _ = be.interpolate(torch.stack([attr, attr * 2]), rast, tri)
+    shared, _ = be_both.interpolate(attr, rast, tri)
+    per_image, _ = be_both.interpolate(torch.stack([attr, attr * 2]), rast, tri)
     assert torch.allclose(shared[0], per_image[0])
     assert torch.allclose(per_image[1], 2 * shared[1])
 
@@ -319,16 +332,16 @@ def test_bad_ranges_and_device(be):
         be.rasterize(torch.zeros(1, 3, 4, device="meta"), ONE_TRI, (4, 4))
 
 
-def test_bad_interpolate_input(be):
+def test_bad_interpolate_input(be_both):
     pos = tri_pos([-1, -1, 0, 1], [1, -1, 0, 1], [0, 1, 0, 1])
-    rast, db = be.rasterize(pos, ONE_TRI, (4, 4))
+    rast, db = be_both.rasterize(pos, ONE_TRI, (4, 4))
     with pytest.raises(RenderInputError, match="attr has batch size 3"):
-        be.interpolate(torch.zeros(3, 3, 2), rast, ONE_TRI)
+        be_both.interpolate(torch.zeros(3, 3, 2), rast, ONE_TRI)
     with pytest.raises(RenderInputError, match="attr has only 2 vertices"):
-        be.interpolate(torch.zeros(2, 2), rast, ONE_TRI)
+        be_both.interpolate(torch.zeros(2, 2), rast, ONE_TRI)
     with pytest.raises(RenderInputError, match="diff_attrs needs rast_db"):
-        be.interpolate(torch.zeros(3, 2), rast, ONE_TRI, diff_attrs="all")
+        be_both.interpolate(torch.zeros(3, 2), rast, ONE_TRI, diff_attrs="all")
     with pytest.raises(RenderInputError, match="diff_attrs must list"):
-        be.interpolate(torch.zeros(3, 2), rast, ONE_TRI, rast_db=db, diff_attrs=[2])
+        be_both.interpolate(torch.zeros(3, 2), rast, ONE_TRI, rast_db=db, diff_attrs=[2])
     with pytest.raises(RenderInputError, match="rast refers to triangle 0 but tri has only 0"):
-        be.interpolate(torch.zeros(3, 2), rast, torch.zeros(0, 3, dtype=torch.int32))
+        be_both.interpolate(torch.zeros(3, 2), rast, torch.zeros(0, 3, dtype=torch.int32))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from studio.data import DatasetError, ExportConfig, export_dataset
+from studio.data import DatasetError, export_dataset
 from studio.scale import export_dataset_ray
 from tests.data.test_export import assert_complete_pairs, cli_args, config, tree
 from studio.data import cli as data_cli
