@@ -397,7 +397,8 @@ class App(FileActions, SceneLoading):
         s, scene = self._snap, self.ws.scene
         h, w = scene.resolution
         dev = scene.backend.device
-        parts = [scene.backend.name, str(dev), f"{w}x{h}"]
+        compiled = " compiled" if getattr(scene.backend, "compiled", False) else ""  # STUDIO_COMPILE=1
+        parts = [scene.backend.name + compiled, str(dev), f"{w}x{h}"]
         if s is not None:
             parts += [f"step {s.step}/{self.ws.engine.config.steps}", f"{s.ms_per_step:.1f} ms/step",
                       f"{s.it_per_s:.1f} it/s"]

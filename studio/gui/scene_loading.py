@@ -112,8 +112,9 @@ class SceneLoading:
             dpg.set_value(self.side_tabs, self.capture_tab)
         spec = ws.scene.spec
         self._sync_pickers(ws.opts)
-        self.report(f"loaded {what + ' into ' if what else ''}{spec.name} ({ws.scene.backend.name} on "
-                    f"{ws.scene.backend.device}).", INFO)
+        be = ws.scene.backend
+        self.report(f"loaded {what + ' into ' if what else ''}{spec.name} ({be.name}"
+                    f"{' compiled' if getattr(be, 'compiled', False) else ''} on {be.device}).", INFO)
         for note in notes:
             self.report(str(note), WARNING, getattr(note, "details", ""))
         ws.engine.start_thread()
