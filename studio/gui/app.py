@@ -279,7 +279,6 @@ class App(FileActions, SceneLoading):
         if self.visible_after is None:
             self.visible_after = time.perf_counter() - self.opened_at
             log.debug("window visible after %.2f s", self.visible_after)
-            prewarm_imports()  # not before: it would hold the interpreter while the window opens
         if self.screenshot_path is not None:
             self._screenshot_step()
         self.clock.tick(self._frame_budget())
@@ -361,6 +360,8 @@ class App(FileActions, SceneLoading):
         if first and self.ready_after is None:
             self.ready_after = time.perf_counter() - self.opened_at
             log.debug("first render shown after %.2f s", self.ready_after)
+            # Not sooner: the import holds the interpreter, which the scene's first render needs.
+            prewarm_imports()
 
     def _show_loading(self) -> None:
         """The loading scene's progress: its sentence in the status bar, its newest target view in

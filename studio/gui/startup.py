@@ -38,9 +38,10 @@ class LoadingProgress:
 def prewarm_imports() -> threading.Thread:
     """Import torch's compiler package on a background thread.
 
-    Creating a torch optimiser imports ``torch._dynamo`` (several seconds on a slow machine) the
-    first time; doing it while the window opens and the targets render takes it off the path to
-    the first render.
+    Creating a torch optimiser imports ``torch._dynamo`` (about 1 s on an idle 2-core machine, several
+    on a busy one) the first time.  The engine builds its optimiser at the first step, so the
+    app calls this once the first render is on screen, while the user reads it: the first Start
+    then finds the import done.
     """
     def work() -> None:
         try:

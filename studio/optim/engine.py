@@ -51,6 +51,7 @@ log = logging.getLogger("studio.engine")
 _MAX_EVENTS = 200
 _PUBLISH_HZ = 30.0
 _PUBLISH_BUDGET = 0.10  # fraction of worker time that publishing may take
+_UNBUILT = object()  # Engine._optimizer before its first use
 
 T = TypeVar("T")
 
@@ -143,11 +144,28 @@ class Engine:
         self._last_loss = float("nan")
         self._last_terms: dict[str, float] = {}
         self._good = {p.name: p.value.detach().clone() for p in self.params.trainable()}
-        self._optimizer = self._make_optimizer()
+        for p in self.params.trainable():
+            p.value.requires_grad_(True)  # now, not with the optimiser: the first render is differentiated
+        if self.config.optimizer not in ("adam", "sgd"):
+            raise EngineError(f"optimizer must be adam or sgd, got {self.config.optimizer!r}.")
+        self._optimizer_slot: torch.optim.Optimizer | None | object = _UNBUILT
         self._searched = self.config.restarts <= 0
         self._record_next = False
         self._step_record: StepRecord | None = None
         self._marks: list[tuple[int, str]] = []
+
+    @property
+    def _optimizer(self) -> torch.optim.Optimizer | None:
+        """The torch optimiser over the trainable parameters (None when there are none), built at
+        its first use: creating one imports ``torch._dynamo`` the first time (about 1 s on a 2-core
+        machine), which would otherwise stand between opening a scene and its first render."""
+        if self._optimizer_slot is _UNBUILT:
+            self._optimizer_slot = self._make_optimizer()
+        return self._optimizer_slot  # type: ignore[return-value]
+
+    @_optimizer.setter
+    def _optimizer(self, optimizer: torch.optim.Optimizer | None) -> None:
+        self._optimizer_slot = optimizer
 
     def _make_optimizer(self) -> torch.optim.Optimizer | None:
         groups = []

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -9,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from studio.optim.engine import MAX_BAD_STEPS, Engine, EngineConfig, Targets
+from studio.optim.engine import MAX_BAD_STEPS, Engine, EngineConfig, EngineError, Targets
 from studio.optim.losses import REGISTRY, loss
 from studio.render import get_backend
 from studio.scene.scene import Scene
@@ -291,3 +294,37 @@ def test_a_failing_publish_pauses_the_run_and_keeps_the_worker_alive():
     later = e.wait_snapshot(snap.stamp, predicate=lambda s: s.step == taken + 1, timeout=30)
     e.stop()
     assert later is not None, "the worker died with the failed publish"
+
+
+def test_the_optimiser_is_built_at_the_first_step_not_with_the_engine():
+    e = make_engine()
+    assert e._optimizer_slot is not None and not isinstance(e._optimizer_slot, torch.optim.Optimizer)
+    e.evaluate_loss()  # what the first render needs
+    assert not isinstance(e._optimizer_slot, torch.optim.Optimizer)
+    before = e.params.group_errors()
+    run_to_end(e, 5)
+    e.stop()
+    assert isinstance(e._optimizer_slot, torch.optim.Adam)
+    assert all(e.params.group_errors()[g].value < before[g].value for g in before)
+
+
+def test_an_unknown_optimiser_is_still_refused_when_the_engine_is_made():
+    spec = parse_scene(SMALL_CUBE)
+    scene = Scene(spec, get_backend("torch", "cpu"))
+    gt = scene.render_targets()
+    with pytest.raises(EngineError, match="optimizer must be adam or sgd, got 'lbfgs'"):
+        Engine(scene, Targets(gt.rgb, gt.alpha), [("l2", 1.0, {})], EngineConfig(optimizer="lbfgs"))
+
+
+def test_opening_a_scene_and_its_first_render_do_not_import_the_compiler():
+    # torch._dynamo takes about 1 s to import; the studio's start-up goal (first render within 3 s)
+    # depends on keeping it off that path (`python bench/gui.py --startup-only` measures it).
+    code = ("import sys\n"
+            "from studio.workspace import Options, build_engine\n"
+            "scene, engine, _ = build_engine(Options(scene='joint', backend='torch', device='cpu'))\n"
+            "engine.evaluate_loss()\n"
+            "print('torch._dynamo' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         env={k: v for k, v in os.environ.items() if k != "STUDIO_COMPILE"})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
