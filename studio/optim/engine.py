@@ -145,7 +145,7 @@ class Engine:
         self._last_terms: dict[str, float] = {}
         self._good = {p.name: p.value.detach().clone() for p in self.params.trainable()}
         for p in self.params.trainable():
-            p.value.requires_grad_(True)  # now, not with the optimiser: the first render is differentiated
+            p.value.requires_grad_(True)  # now: the optimiser is only built after the first backward pass
         if self.config.optimizer not in ("adam", "sgd"):
             raise EngineError(f"optimizer must be adam or sgd, got {self.config.optimizer!r}.")
         self._optimizer_slot: torch.optim.Optimizer | None | object = _UNBUILT
